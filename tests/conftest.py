@@ -1,0 +1,51 @@
+"""Shared test fixtures: the official parity fixture and small synthetic signals."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PARITY_ENV = "AUDIOSR_PARITY_DIR"
+DEFAULT_PARITY_DIR = REPO.parent / "shared" / "reference" / "parity" / "dev"
+PARITY_STEMS = ("chord8k_mono", "speech16k_mono", "tones44k_stereo")
+
+
+def _parity_dir() -> Path:
+    path = Path(os.environ.get(PARITY_ENV, DEFAULT_PARITY_DIR))
+    if not (path / "config.json").is_file():
+        msg = (
+            f"parity fixture not found at {path}: it is ../shared/reference/parity/dev beside the "
+            f"repository (made by running the official AudioSR code); set {PARITY_ENV} to its path."
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path
+
+
+@pytest.fixture(scope="session")
+def parity_dir() -> Path:
+    """Folder of the official parity fixture (skips locally when absent, fails under CI)."""
+    return _parity_dir()
+
+
+@pytest.fixture(scope="session")
+def parity_expected(parity_dir: Path) -> dict[str, dict[str, np.ndarray]]:
+    """``{stem: {array name: array}}`` for every input of the fixture."""
+    out = {}
+    for stem in PARITY_STEMS:
+        with np.load(parity_dir / "expected" / f"{stem}.npz") as data:
+            out[stem] = {k: data[k] for k in data.files}
+    return out
+
+
+@pytest.fixture(scope="session")
+def official_parts(parity_dir: Path):
+    """The fixture checkpoint split into our components (see ``audiosr_core.weights``)."""
+    from audiosr_core.weights import load_official_checkpoint, split_official_state_dict
+
+    return split_official_state_dict(load_official_checkpoint(parity_dir / "checkpoint.ckpt"))
