@@ -58,7 +58,9 @@ def load_official_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     return dict(state)
 
 
-def split_official_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+def split_official_state_dict(
+    state: Mapping[str, torch.Tensor],
+) -> dict[str, dict[str, torch.Tensor]]:
     """Split an official flat state dict into our inference components.
 
     Returns ``{"unet": {...}, "vae_encoder": {...}, "vae_decoder": {...}, "vocoder": {...}}``
