@@ -49,3 +49,35 @@ def official_parts(parity_dir: Path):
     from audiosr_core.weights import load_official_checkpoint, split_official_state_dict
 
     return split_official_state_dict(load_official_checkpoint(parity_dir / "checkpoint.ckpt"))
+
+
+@pytest.fixture(scope="session")
+def official_manifest(parity_dir: Path) -> dict[str, tuple[int, ...]]:
+    """Every key of the official ``basic`` checkpoint with its shape (``()`` for scalars).
+
+    Read from ``official_audiosr_basic_manifest.tsv`` beside the parity fixtures.
+    """
+    path = parity_dir.parents[1] / "official_audiosr_basic_manifest.tsv"
+    if not path.is_file():
+        path = DEFAULT_PARITY_DIR.parents[1] / path.name
+    if not path.is_file():
+        msg = f"{path.name} not found beside the parity fixture ({parity_dir.parents[1]})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    shapes = {}
+    for line in path.read_text().splitlines():
+        key, shape, _dtype = line.split("\t")
+        shapes[key] = () if shape == "scalar" else tuple(int(s) for s in shape.split("x"))
+    return shapes
+
+
+def manifest_subset(manifest: dict[str, tuple[int, ...]], prefixes: tuple[str, ...],
+                    strip: str) -> dict[str, tuple[int, ...]]:
+    """Rows of ``manifest`` under any of ``prefixes``, with ``strip`` removed from the keys."""
+    return {k[len(strip):]: v for k, v in manifest.items() if k.startswith(prefixes)}
+
+
+def module_shapes(module) -> dict[str, tuple[int, ...]]:
+    """Parameter and buffer names of a module with their shapes."""
+    return {k: tuple(v.shape) for k, v in module.state_dict().items()}
