@@ -1,0 +1,67 @@
+"""The ``audiosr-plug`` command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from audiosr_core import __version__
+from audiosr_core.cli import main
+
+
+@pytest.fixture
+def band_limited_stereo(tmp_path):
+    """2 s at 16 kHz: channel 0 noise up to ~3 kHz, channel 1 digital silence."""
+    rng = np.random.default_rng(0)
+    spec = np.fft.rfft(rng.standard_normal(32000))
+    spec[np.fft.rfftfreq(32000, 1 / 16000) > 3000] = 0
+    left = 0.25 * np.fft.irfft(spec, 32000) / np.abs(np.fft.irfft(spec, 32000)).max()
+    path = tmp_path / "clip.wav"
+    sf.write(path, np.stack([left, np.zeros(32000)], axis=1), 16000, subtype="PCM_16")
+    return path
+
+
+def test_info_reports_each_channel(band_limited_stereo, capsys):
+    assert main(["info", str(band_limited_stereo)]) == 0
+    out = capsys.readouterr().out
+    assert "16000 Hz, 2.00 s, 2 channels, WAV PCM_16" in out
+    assert "ch0: peak -12.0 dBFS" in out
+    assert "-> would be enhanced" in out
+    assert "ch1: peak -inf dBFS, RMS -inf dBFS" in out and "near-silent" in out
+
+
+def test_info_json_and_bad_files(band_limited_stereo, tmp_path, capsys):
+    corrupt = tmp_path / "broken.flac"
+    corrupt.write_bytes(b"not audio at all" * 10)
+    code = main(["info", "--json", str(band_limited_stereo), str(corrupt)])
+    assert code == 1
+    data = json.loads(capsys.readouterr().out)
+    good, bad = data
+    assert good["sample_rate"] == 16000 and good["channels"] == 2
+    ch0, ch1 = good["per_channel"]
+    assert 2700 < ch0["bandwidth_hz"] < 3100 and ch0["status"] == "band-limited"
+    assert ch1["status"] == "silent" and ch1["peak_dbfs"] is None
+    assert "broken.flac" in bad["error"] and "cannot be decoded" in bad["error"]
+
+
+def test_info_keeps_going_after_a_missing_file(band_limited_stereo, capsys):
+    assert main(["info", "missing.wav", str(band_limited_stereo)]) == 1
+    captured = capsys.readouterr()
+    assert "missing.wav: file not found" in captured.err
+    assert "Traceback" not in captured.err
+    assert "clip.wav" in captured.out
+
+
+def test_version_and_help_from_the_installed_command():
+    exe = [sys.executable, "-m", "audiosr_core"]
+    version = subprocess.run([*exe, "--version"], capture_output=True, text=True, check=True)
+    assert version.stdout.strip() == f"audiosr-plug {__version__}"
+    helptext = subprocess.run([*exe, "info", "--help"], capture_output=True, text=True, check=True)
+    assert "--json" in helptext.stdout and "bandwidth" in helptext.stdout
+    usage = subprocess.run(exe, capture_output=True, text=True)
+    assert usage.returncode == 2 and "COMMAND" in usage.stderr
