@@ -121,16 +121,19 @@ class NoiseSchedule:
         return int(self.alphas_cumprod.shape[0])
 
 
-def unconditional_value(scale_factor: float | torch.Tensor) -> float:
-    """Value of the unconditional latent as the UNet sees it: float32(-11.4981) * scale_factor.
+def unconditional_value(scale_factor: float | torch.Tensor,
+                        value: float = UNCONDITIONAL_VALUE) -> float:
+    """Value of the unconditional latent as the UNet sees it: float32(value) * scale_factor.
 
     Parameters
     ----------
     scale_factor : float or torch.Tensor
         The checkpoint's ``scale_factor`` (0-d float32 buffer).
+    value : float
+        The constant before scaling (official -11.4981).
     """
     sf = torch.as_tensor(scale_factor, dtype=torch.float32)
-    return float(torch.tensor(UNCONDITIONAL_VALUE, dtype=torch.float32) * sf)
+    return float(torch.tensor(value, dtype=torch.float32) * sf)
 
 
 def official_ddim_timesteps(steps: int, num_timesteps: int = 1000) -> np.ndarray:

@@ -1,0 +1,418 @@
+"""``AudioSR``: band-limited audio in, 48 kHz audio out.
+
+preprocess (resample, normalise, detect cutoff, low-pass, log-mel) -> conditioning VAE encode ->
+latent diffusion (DDIM or DPM-Solver++, guidance on v) -> VAE decode -> mel low-band replacement
+-> HiFi-GAN -> STFT low-band replacement -> level and length.
+
+Example
+-------
+>>> from audiosr_core import AudioSR
+>>> sr = AudioSR.from_pretrained("basic")                      # official weights, converted once
+>>> res = sr.enhance(audio, 16000, steps=50, guidance_scale=3.5, seed=42)
+>>> res.audio.shape, res.sample_rate, res.cutoff_hz            # ([channels, samples], 48000, [...])
+>>> sr.enhance_file("in.flac", "out.wav")                      # never overwrites its input
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import audio as audio_io
+from . import dsp
+from .models.audiosr import AudioSRModel
+from .sampling import GuidedUNet, NoiseSchedule, make_sampler, unconditional_value
+
+OUTPUT_RATE = dsp.SAMPLE_RATE
+
+
+def default_device() -> torch.device:
+    """``cuda`` if available, else ``mps``, else ``cpu``."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def output_length(num_samples: int, sample_rate: int) -> int:
+    """Samples at 48 kHz of an input of ``num_samples`` at ``sample_rate``: rounded, exact."""
+    return (2 * num_samples * OUTPUT_RATE + sample_rate) // (2 * sample_rate)
+
+
+@dataclass(frozen=True)
+class EnhanceOptions:
+    """How :meth:`AudioSR.enhance` runs. Defaults are ours; :meth:`official` is the original.
+
+    Attributes
+    ----------
+    steps : int
+        Diffusion steps (official CLI default 50).
+    guidance_scale : float
+        Classifier-free guidance on v (3.5); 1 disables it (one UNet pass per step).
+    seed : int or None
+        Seed of every random draw; None draws a fresh one.
+    sampler : {"ddim", "dpmpp_2m"}
+        ``"ddim"`` is the official sampler; ``"dpmpp_2m"`` is deterministic and needs fewer
+        steps (about 20).
+    eta : float
+        DDIM eta (official 1.0: fresh noise at every step).
+    filter_kind : str
+        Pre-processing low-pass: ``"cheby1"`` (ours, deterministic), ``"butter"``, ``"ellip"``,
+        ``"bessel"`` or ``"random"`` (the official seeded draw among the four).
+    conditioning : {"sample", "mean"}
+        Conditioning latent: a posterior sample (official) or the posterior mean.
+    channels : {"all", "first"}
+        Process every channel (ours) or only channel 0 (official).
+    output_level : {"input", "official"}
+        Bring the output back to the input's level with the input band unaltered (ours), or
+        the official peak 0.5 with the mean removed.
+    resampler : {"soxr", "sinc_hann"}
+        Input resampling to 48 kHz: soxr VHQ (ours) or torchaudio's sinc/Hann (official).
+    """
+
+    steps: int = 50
+    guidance_scale: float = 3.5
+    seed: int | None = 42
+    sampler: str = "ddim"
+    eta: float = 1.0
+    filter_kind: str = "cheby1"
+    conditioning: str = "sample"
+    channels: str = "all"
+    output_level: str = "input"
+    resampler: str = "soxr"
+
+    @classmethod
+    def official(cls, **overrides: Any) -> EnhanceOptions:
+        """Settings that reproduce the official ``audiosr`` 0.0.7 command exactly."""
+        base = dict(filter_kind="random", conditioning="sample", channels="first",
+                    output_level="official", resampler="sinc_hann", sampler="ddim", eta=1.0)
+        return cls(**{**base, **overrides})
+
+    def __post_init__(self) -> None:
+        choices = {
+            "sampler": ("ddim", "dpmpp_2m"), "conditioning": ("sample", "mean"),
+            "channels": ("all", "first"), "output_level": ("input", "official"),
+            "resampler": ("soxr", "sinc_hann"), "filter_kind": (*dsp.FILTER_KINDS, "random"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}={getattr(self, name)!r} is not one of "
+                                 f"{', '.join(allowed)}")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
+            raise ValueError(f"steps must be a positive integer, got {self.steps!r}")
+        if not np.isfinite(self.guidance_scale) or self.guidance_scale < 0:
+            raise ValueError(f"guidance_scale must be finite and >= 0, got {self.guidance_scale}")
+        if not 0.0 <= self.eta <= 1.0:
+            raise ValueError(f"eta must lie in [0, 1], got {self.eta}")
+
+
+@dataclass
+class Prepared:
+    """Model-ready inputs of one batch of channels (all of one padded length).
+
+    Attributes
+    ----------
+    wave : np.ndarray
+        ``[B, N]`` normalised (mean removed, peak 0.5), zero-padded 48 kHz waveform.
+    lowpass : np.ndarray
+        ``[B, N]`` its pre-processing low-pass.
+    mel_lowpass : np.ndarray
+        ``[B, frames, 256]`` log-mel of ``lowpass``.
+    cutoffs : list of dsp.Cutoff
+        Detected bandwidth per row.
+    filter_kinds : list of str
+        Filter used per row.
+    """
+
+    wave: np.ndarray
+    lowpass: np.ndarray
+    mel_lowpass: np.ndarray
+    cutoffs: list[dsp.Cutoff]
+    filter_kinds: list[str]
+
+
+@dataclass
+class EnhanceResult:
+    """Output of :meth:`AudioSR.enhance`.
+
+    Attributes
+    ----------
+    audio : np.ndarray
+        float32 ``[channels, samples]`` at 48 kHz, the input's duration.
+    sample_rate : int
+        48000.
+    cutoff_hz : list of float
+        Detected input bandwidth per output channel, Hz.
+    status : list of str
+        Per channel: ``"enhanced"`` or why it passed through (``"silent"``, ``"full-band"``,
+        ``"low"``).
+    seed : int
+        The seed used (useful when ``seed=None`` drew one).
+    """
+
+    audio: np.ndarray
+    sample_rate: int
+    cutoff_hz: list[float]
+    status: list[str]
+    seed: int
+    filter_kinds: list[str] = field(default_factory=list)
+
+
+class AudioSR:
+    """AudioSR super-resolution pipeline (official architecture and sampler).
+
+    Parameters
+    ----------
+    model : AudioSRModel
+        The four components and ``scale_factor``.
+    device : str or torch.device, optional
+        Default: cuda > mps > cpu.
+    dtype : torch.dtype, optional
+        Compute type of the networks (default float32). bfloat16 is faster on CPUs with native
+        support; DSP always runs in float32/64.
+    """
+
+    def __init__(self, model: AudioSRModel, device: str | torch.device | None = None,
+                 dtype: torch.dtype | None = None) -> None:
+        self.device = torch.device(device) if device is not None else default_device()
+        self.dtype = dtype or torch.float32
+        self.scale_factor = float(model.scale_factor)  # before any cast to a low precision
+        self.model = model.to(device=self.device, dtype=self.dtype).eval()
+        self.schedule = NoiseSchedule.cosine(model.config.timesteps, model.config.cosine_s)
+        self.uncond_value = unconditional_value(self.scale_factor,
+                                                model.config.unconditional_value)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike[str] = "basic",
+                        device: str | torch.device | None = None,
+                        dtype: torch.dtype | None = None, **kwargs: Any) -> AudioSR:
+        """Load ``"basic"``, ``"speech"``, a converted folder or an official checkpoint file.
+
+        Official weights are downloaded and converted on first use (see
+        :func:`audiosr_core.weights.resolve_pretrained`, which receives ``kwargs``).
+        """
+        from .weights import resolve_pretrained
+
+        folder = resolve_pretrained(name_or_path, **kwargs)
+        device = torch.device(device) if device is not None else default_device()
+        return cls(AudioSRModel.from_pretrained(folder, device=device), device, dtype)
+
+    # ----------------------------------------------------------------------------------- stages
+    def prepare(self, waves48: np.ndarray, filter_kinds: list[str],
+                filter_order: int = 8) -> Prepared:
+        """Normalise, pad, detect the cutoff and low-pass each row of ``[B, N]`` 48 kHz audio.
+
+        Rows must be band-limited (see :func:`dsp.detect_cutoff`); ``filter_kinds`` has one
+        kind per row.
+        """
+        frames = dsp.padded_frames(waves48.shape[-1], OUTPUT_RATE)
+        n = frames * dsp.HOP
+        wave = np.zeros((waves48.shape[0], n), np.float32)
+        wave[:, :waves48.shape[-1]] = audio_io.official_normalize(waves48)
+        cutoffs = [dsp.detect_cutoff(row) for row in wave]
+        low = np.stack([dsp.lowpass(row, c.hz, kind, filter_order) for row, c, kind
+                        in zip(wave, cutoffs, filter_kinds, strict=True)])
+        mel = np.stack([dsp.mel_features(row, frames).log_mel for row in low])
+        return Prepared(wave, low, mel, cutoffs, list(filter_kinds))
+
+    def _tensor(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:
+        x = torch.as_tensor(x)
+        return x.to(device=self.device, dtype=self.dtype)
+
+    @torch.inference_mode()
+    def encode_condition(self, mel_lowpass: np.ndarray | torch.Tensor,
+                         generator: torch.Generator | None = None,
+                         mode: str = "sample") -> torch.Tensor:
+        """Conditioning latent ``scale_factor * z`` ``[B, 16, T/8, 32]`` from ``[B, T, 256]``.
+
+        ``mode="sample"`` draws ``z`` from the posterior with ``generator`` (official);
+        ``"mean"`` uses its mean. The noise of one call is shared by all rows.
+        """
+        mean, logvar = self.model.vae_encoder(self._tensor(mel_lowpass)[:, None])
+        z = mean
+        if mode == "sample":
+            noise = torch.randn((1, *mean.shape[1:]), generator=generator,
+                                device=generator.device if generator is not None else "cpu")
+            z = mean + torch.exp(0.5 * logvar) * noise.to(mean.device, mean.dtype)
+        return self.scale_factor * z.float()
+
+    @torch.inference_mode()
+    def sample(self, cond_latent: torch.Tensor, x_T: torch.Tensor, *, steps: int,
+               guidance_scale: float, sampler: str = "ddim", eta: float = 1.0,
+               generator: torch.Generator | None = None,
+               callback: Callable[[int, int, torch.Tensor], None] | None = None,
+               return_intermediates: bool = False):
+        """Run the sampler from ``x_T`` ``[B, 16, T/8, 32]`` (float32 latents).
+
+        Per-step noise (``eta > 0``) is drawn once per step as ``[1, ...]`` from ``generator``
+        and shared by every row, so channels of one file get the same noise.
+        """
+        def unet_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return self.model.unet(x.to(self.dtype), t).float()
+
+        def shared_noise(x: torch.Tensor) -> torch.Tensor:
+            device = generator.device if generator is not None else x.device
+            noise = torch.randn((1, *x.shape[1:]), generator=generator, device=device)
+            return noise.to(x.device, x.dtype).expand_as(x)
+
+        denoiser = GuidedUNet(unet_fn, cond_latent.to(self.device), guidance_scale,
+                              self.uncond_value)
+        kwargs = {"eta": eta} if sampler == "ddim" else {}
+        runner = make_sampler(sampler, steps, schedule=self.schedule, **kwargs)
+        return runner.sample(denoiser, x_T.to(self.device).float(), shared_noise, callback,
+                             return_intermediates)
+
+    @torch.inference_mode()
+    def decode(self, latent: torch.Tensor) -> np.ndarray:
+        """Log-mel ``[B, T, 256]`` from a latent ``[B, 16, T/8, 32]`` (official ``1/scale``)."""
+        z = (1.0 / torch.tensor(self.scale_factor, dtype=torch.float32)) * latent.float()
+        return self.model.vae_decoder(self._tensor(z))[:, 0].float().cpu().numpy()
+
+    @torch.inference_mode()
+    def vocode(self, log_mel: np.ndarray) -> np.ndarray:
+        """48 kHz waveform ``[B, 480 T + 16]`` from a log-mel ``[B, T, 256]``."""
+        mel = self._tensor(log_mel).transpose(1, 2)
+        return self.model.vocoder(mel)[:, 0].float().cpu().numpy()
+
+    # ------------------------------------------------------------------------------- public API
+    def enhance(self, audio: np.ndarray | torch.Tensor, sample_rate: int,
+                options: EnhanceOptions | None = None, *, progress: bool = False,
+                **kwargs: Any) -> EnhanceResult:
+        """Super-resolve audio to 48 kHz.
+
+        Parameters
+        ----------
+        audio : np.ndarray or torch.Tensor
+            ``[samples]`` or ``[channels, samples]`` (at most 8 channels), full scale +-1.
+        sample_rate : int
+            Hz, 4000 to 384000.
+        options : EnhanceOptions, optional
+            Settings; keyword arguments (``steps=``, ``guidance_scale=``, ``seed=``, ...)
+            override single fields.
+        progress : bool
+            Show a progress bar over diffusion steps.
+
+        Returns
+        -------
+        EnhanceResult
+            ``audio`` float32 ``[channels, samples]`` at 48 kHz with exactly the input's
+            duration (``round(samples * 48000 / sample_rate)``). Channels that are near-silent,
+            already full-band or hold only content below 1 kHz pass through (resampled only).
+        """
+        opts = _options(options, kwargs)
+        x = audio_io.validate_array(audio, sample_rate)
+        if opts.channels == "first":
+            x = x[:1]
+        seed = opts.seed if opts.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
+        n_out = output_length(x.shape[-1], sample_rate)
+        x48 = _fit(audio_io.resample(x, sample_rate, OUTPUT_RATE, method=opts.resampler), n_out)
+        out = x48.copy()
+        cutoffs = [dsp.detect_cutoff(row) for row in x48]
+        active = [i for i, c in enumerate(cutoffs) if c.enhance]
+        status = ["enhanced" if c.enhance else c.status for c in cutoffs]
+        kinds = [""] * len(cutoffs)
+        if active:
+            kind = (_official_filter_draw(seed) if opts.filter_kind == "random"
+                    else opts.filter_kind)
+            for i in active:
+                kinds[i] = kind
+            generated = self._run_model(x48[active], [kind] * len(active), opts, seed, progress)
+            out[active] = generated[:, :n_out]
+        hz = [c.hz for c in cutoffs]
+        return EnhanceResult(out, OUTPUT_RATE, hz, status, seed, kinds)
+
+    def _run_model(self, x48: np.ndarray, kinds: list[str], opts: EnhanceOptions, seed: int,
+                   progress: bool) -> np.ndarray:
+        prep = self.prepare(x48, kinds)
+        gen = torch.Generator("cpu").manual_seed(seed)
+        latent_shape = (1, self.model.config.vae.z_channels, prep.mel_lowpass.shape[1] // 8,
+                        prep.mel_lowpass.shape[2] // 8)
+        if opts.output_level == "official":
+            # The official code draws (and discards) a first-stage posterior sample first;
+            # drawing it too keeps every later draw equal to the official one for a seed.
+            torch.randn(latent_shape, generator=gen)
+        cond = self.encode_condition(prep.mel_lowpass, gen, opts.conditioning)
+        x_T = torch.randn(latent_shape, generator=gen).expand(len(x48), -1, -1, -1)
+        bar = _progress_bar(progress, opts)
+        result = self.sample(cond, x_T, steps=opts.steps, guidance_scale=opts.guidance_scale,
+                             sampler=opts.sampler, eta=opts.eta, generator=gen,
+                             callback=(lambda *_: bar.update()) if bar else None)
+        if bar:
+            bar.close()
+        mel = self.decode(result.latent)
+        out = np.empty((len(x48), mel.shape[1] * dsp.HOP + 16), np.float32)
+        for b in range(len(x48)):
+            mel[b] = dsp.replace_mel_low_band(mel[b], prep.mel_lowpass[b],
+                                              dsp.mel_cutoff_bin(prep.mel_lowpass[b]))
+        voc = self.vocode(mel)
+        for b in range(len(x48)):
+            out[b] = self._postprocess(voc[b], prep, b, x48[b], opts)
+        return out
+
+    def _postprocess(self, generated: np.ndarray, prep: Prepared, b: int, x48: np.ndarray,
+                     opts: EnhanceOptions) -> np.ndarray:
+        if opts.output_level == "official":
+            res = dsp.replace_low_band(generated, prep.lowpass[b])
+            return dsp.official_output_level(res.wave)
+        # Ours: the input's own band up to its detected bandwidth (the official stops at the
+        # low-passed input's 0.985 point, a little lower), unfiltered and at its own level.
+        kc = prep.cutoffs[b].bin  # same bin spacing: both STFTs have n_fft 2048
+        mean = np.float32(np.mean(x48))
+        gain = np.float32(0.5) / (np.max(np.abs(x48 - mean)) + np.float32(1e-8))
+        res = dsp.replace_low_band(generated, prep.wave[b], kc, preserve_reference=True)
+        return res.wave / gain + mean
+
+    def enhance_file(self, input_path: str | os.PathLike[str], output_path: str | os.PathLike[str],
+                     options: EnhanceOptions | None = None, *, overwrite: bool = False,
+                     subtype: str | None = None, progress: bool = False,
+                     **kwargs: Any) -> EnhanceResult:
+        """Enhance one file into ``output_path`` (WAV or FLAC, written atomically).
+
+        Refuses to write over ``input_path``; an existing ``output_path`` needs
+        ``overwrite=True``.
+        """
+        output_path = Path(output_path)
+        if output_path.exists() and not overwrite:
+            raise FileExistsError(f"{output_path} exists; pass overwrite=True to replace it")
+        samples, rate = audio_io.load(input_path)
+        res = self.enhance(samples, rate, options, progress=progress, **kwargs)
+        audio_io.save(output_path, res.audio, OUTPUT_RATE, subtype=subtype,
+                      input_paths=[input_path])
+        return res
+
+
+def _options(options: EnhanceOptions | None, overrides: dict[str, Any]) -> EnhanceOptions:
+    base = options or EnhanceOptions()
+    if not overrides:
+        return base
+    unknown = set(overrides) - set(EnhanceOptions.__dataclass_fields__)
+    if unknown:
+        raise TypeError(f"unknown enhance option(s): {', '.join(sorted(unknown))}")
+    return EnhanceOptions(**{**base.__dict__, **overrides})
+
+
+def _official_filter_draw(seed: int) -> str:
+    """The official seeded ``np.random.choice`` of the filter kind."""
+    return str(np.random.RandomState(seed).choice(["butter", "cheby1", "ellip", "bessel"]))
+
+
+def _fit(x: np.ndarray, n: int) -> np.ndarray:
+    if x.shape[-1] >= n:
+        return np.ascontiguousarray(x[..., :n])
+    return np.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, n - x.shape[-1])])
+
+
+def _progress_bar(enabled: bool, opts: EnhanceOptions):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    total = make_sampler(opts.sampler, opts.steps).num_steps
+    return tqdm(total=total, desc="diffusion", unit="step", leave=False)
