@@ -4,6 +4,8 @@ Examples
 --------
 $ audiosr-plug info examples/speech_like_16k.wav
 $ audiosr-plug info --json recordings/*.flac > bandwidths.json
+$ audiosr-plug enhance recordings/ -o out/ --model basic --steps 50
+$ audiosr-plug convert pytorch_model.bin ~/.cache/audiosr-plug/basic
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from . import __version__, audio, dsp
 from .errors import AudioSRError
@@ -89,6 +92,78 @@ def _json_channel(report: ChannelReport) -> dict:
     return {k: (None if v == float("-inf") else v) for k, v in asdict(report).items()}
 
 
+def find_inputs(paths: Sequence[str]) -> Iterator[tuple[Path, Path]]:
+    """``(input file, output path relative to OUTDIR without extension)`` for files and folders.
+
+    A file ``a/b.wav`` maps to ``b``; a folder ``dir`` is searched recursively for audio files
+    and ``dir/x/y.flac`` maps to ``dir/x/y``, so the output tree mirrors the input tree.
+    """
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for f in sorted(path.rglob("*")):
+                if f.is_file() and f.suffix.lower() in audio.SUPPORTED_EXTENSIONS:
+                    yield f, Path(path.name) / f.relative_to(path).with_suffix("")
+        else:
+            yield path, Path(path.stem)
+
+
+def cmd_enhance(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm.auto import tqdm
+
+    from .pipeline import AudioSR, EnhanceOptions
+    from .sampling import make_sampler
+
+    jobs = list(find_inputs(args.inputs))
+    if not jobs:
+        print("audiosr-plug: error: no audio files found in the given inputs", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        options = EnhanceOptions(steps=args.steps, guidance_scale=args.guidance_scale,
+                                 seed=args.seed, sampler=args.sampler)
+        make_sampler(options.sampler, options.steps)  # rejects step counts it cannot run
+    except ValueError as exc:
+        print(f"audiosr-plug: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16,
+             "float16": torch.float16}[args.dtype]
+    model = AudioSR.from_pretrained(args.model, device=args.device, dtype=dtype)
+    inputs = {src.resolve() for src, _ in jobs}
+    done = skipped = 0
+    failures: list[tuple[Path, str]] = []
+    bar = tqdm(jobs, desc="files", unit="file", disable=args.quiet)
+    for src, rel in bar:
+        dst = args.output_dir / rel.with_suffix("." + args.format)
+        bar.set_postfix_str(src.name)
+        if dst.resolve() in inputs:
+            failures.append((src, f"output {dst} would overwrite an input file"))
+            continue
+        if dst.exists() and not args.overwrite:
+            skipped += 1
+            continue
+        try:
+            model.enhance_file(src, dst, options, overwrite=True, progress=not args.quiet)
+            done += 1
+        except AudioSRError as exc:
+            failures.append((src, str(exc)))
+            bar.write(f"audiosr-plug: error: {exc}", file=sys.stderr)
+    bar.close()
+    print(f"{done} enhanced, {skipped} skipped (output exists; --overwrite to redo), "
+          f"{len(failures)} failed", file=sys.stderr)
+    for src, why in failures:
+        print(f"  failed: {src}: {why}", file=sys.stderr)
+    return EXIT_FAILED if failures else EXIT_OK
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .weights import convert_official
+
+    folder = convert_official(args.checkpoint, args.output_dir)
+    print(f"converted {args.checkpoint} -> {folder}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="audiosr-plug",
@@ -106,6 +181,41 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("files", nargs="+", metavar="FILE", help="audio files (WAV/FLAC/OGG/MP3)")
     info.add_argument("--json", action="store_true", help="print one JSON document instead")
     info.set_defaults(func=cmd_info)
+
+    enh = sub.add_parser(
+        "enhance", help="super-resolve audio files or folders to 48 kHz",
+        description="Enhance files, or folders searched recursively, into OUTDIR (the folder "
+                    "structure is mirrored). Existing outputs are skipped unless --overwrite, so "
+                    "an interrupted run resumes; inputs are never overwritten. A failed file is "
+                    "reported and the run goes on; the exit code is 1 if any file failed.")
+    enh.add_argument("inputs", nargs="+", metavar="IN", help="audio files or folders")
+    enh.add_argument("-o", "--output-dir", type=Path, required=True, metavar="OUTDIR")
+    enh.add_argument("--model", default="basic",
+                     help="basic | speech | converted folder | official checkpoint file "
+                          "(default: basic; official weights download on first use)")
+    enh.add_argument("--steps", type=int, default=50, help="diffusion steps (default 50)")
+    enh.add_argument("--guidance-scale", type=float, default=3.5,
+                     help="classifier-free guidance scale (default 3.5)")
+    enh.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    enh.add_argument("--sampler", choices=("ddim", "dpmpp_2m"), default="ddim",
+                     help="ddim = official (default); dpmpp_2m needs ~20 steps")
+    enh.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: auto)")
+    enh.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
+                     help="network precision (default float32)")
+    enh.add_argument("--format", choices=("wav", "flac"), default="wav",
+                     help="output container (default wav, 24-bit)")
+    enh.add_argument("--overwrite", action="store_true", help="redo outputs that exist")
+    enh.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    enh.set_defaults(func=cmd_enhance)
+
+    conv = sub.add_parser(
+        "convert", help="convert an official AudioSR checkpoint to a safetensors folder",
+        description="Keep only the inference weights of an official AudioSR checkpoint "
+                    "(pytorch_model.bin, 6.2 GB) and write config.json + model.safetensors "
+                    "(2.7 GB), which --model accepts and loads much faster.")
+    conv.add_argument("checkpoint", type=Path, metavar="OFFICIAL_CKPT")
+    conv.add_argument("output_dir", type=Path, metavar="OUTDIR")
+    conv.set_defaults(func=cmd_convert)
     return parser
 
 

@@ -65,3 +65,49 @@ def test_version_and_help_from_the_installed_command():
     assert "--json" in helptext.stdout and "bandwidth" in helptext.stdout
     usage = subprocess.run(exe, capture_output=True, text=True)
     assert usage.returncode == 2 and "COMMAND" in usage.stderr
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory, parity_dir):
+    """The parity fixture's checkpoint converted by `audiosr-plug convert`."""
+    out = tmp_path_factory.mktemp("models") / "tiny"
+    assert main(["convert", str(parity_dir / "checkpoint.ckpt"), str(out)]) == 0
+    assert (out / "config.json").is_file() and (out / "model.safetensors").is_file()
+    return out
+
+
+def test_enhance_folder_mirrors_tree_skips_existing_and_reports_failures(
+        tiny_model_dir, band_limited_stereo, tmp_path, capsys):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    data, rate = sf.read(band_limited_stereo)
+    sf.write(src / "a.wav", data[:8000], rate)
+    sf.write(src / "sub" / "b.flac", data[:8000, 0], rate)
+    (src / "sub" / "broken.wav").write_bytes(b"RIFF....garbage")
+    (src / "notes.txt").write_text("not audio, not picked up")
+    out = tmp_path / "out"
+    args = ["enhance", str(src), "-o", str(out), "--model", str(tiny_model_dir), "--steps", "2",
+            "-q"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "2 enhanced, 0 skipped" in err and "1 failed" in err and "broken.wav" in err
+    a, rate_a = sf.read(out / "in" / "a.wav")
+    b, _ = sf.read(out / "in" / "sub" / "b.wav")
+    assert rate_a == 48000 and a.shape == (24000, 2) and b.shape == (24000,)
+    mtime = (out / "in" / "a.wav").stat().st_mtime_ns
+    assert main(args) == 1
+    assert "0 enhanced, 2 skipped" in capsys.readouterr().err
+    assert (out / "in" / "a.wav").stat().st_mtime_ns == mtime
+
+
+def test_enhance_refuses_bad_options_and_writing_over_inputs(tiny_model_dir, tmp_path, capsys):
+    src = tmp_path / "x.wav"
+    sf.write(src, np.zeros(800), 8000)
+    assert main(["enhance", str(src), "-o", str(tmp_path), "--steps", "3", "--model",
+                 str(tiny_model_dir)]) == 2
+    assert "steps" in capsys.readouterr().err
+    code = main(["enhance", str(src), "-o", str(tmp_path), "--model", str(tiny_model_dir),
+                 "--steps", "2", "--overwrite", "-q"])
+    assert code == 1
+    assert "would overwrite an input file" in capsys.readouterr().err
+    assert sf.read(src)[0].shape == (800,)

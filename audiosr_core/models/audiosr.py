@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -163,6 +164,10 @@ class AudioSRModel(nn.Module):
                                f"{MODEL_TYPE!r}.")
         with torch.device("meta"):
             model = cls(AudioSRConfig.from_dict(data))
-        state = load_file(str(weights_path), device=str(torch.device(device)))
-        model.load_state_dict(state, strict=True, assign=True)
+        try:
+            state = load_file(str(weights_path), device=str(torch.device(device)))
+            model.load_state_dict(state, strict=True, assign=True)
+        except (OSError, RuntimeError, SafetensorError) as exc:
+            raise WeightsError(f"{weights_path}: unreadable or does not match {CONFIG_NAME} "
+                               f"({exc}). Delete {directory} and convert again.") from exc
         return model.to(device=device, dtype=dtype).eval()
