@@ -25,6 +25,7 @@ from audiosr_core.models.audiosr import (
     AudioSRModel,
 )
 from audiosr_core.weights import (
+    OFFICIAL_COMPONENTS,
     convert_official,
     is_converted,
     load_official_checkpoint,
@@ -473,3 +474,25 @@ def test_corrupted_converted_folder(tiny_model: AudioSRModel, tmp_path: Path) ->
     (folder / WEIGHTS_NAME).write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}")  # truncated file
     with pytest.raises(WeightsError, match="Delete .*broken and convert again"):
         AudioSRModel.from_pretrained(folder)
+
+
+def test_full_basic_model_is_exactly_the_official_inference_subset(official_manifest) -> None:
+    """AudioSRModel('basic') on meta: its keys map one-to-one onto the manifest's inference rows.
+
+    The inference subset is model.diffusion_model, first_stage_model.{decoder,post_quant_conv,
+    vocoder}, cond_stage_models.0.vae.{encoder,quant_conv} and scale_factor: 672,012,546
+    parameters (official-audiosr.md section 2).
+    """
+    with torch.device("meta"):
+        model = AudioSRModel(AudioSRConfig.basic())
+    ours = {}
+    for key, value in model.state_dict().items():
+        name, _, rest = key.partition(".")
+        official = "scale_factor" if key == "scale_factor" else (
+            OFFICIAL_COMPONENTS[name][0] + rest)
+        ours[official] = tuple(value.shape)
+    keep = tuple(prefix + sub for prefix, subs in OFFICIAL_COMPONENTS.values() for sub in subs)
+    subset = {k: v for k, v in official_manifest.items()
+              if k.startswith(keep) or k == "scale_factor"}
+    assert ours == subset
+    assert sum(p.numel() for p in model.parameters()) == 672_012_546 - 1  # minus scale_factor
