@@ -495,4 +495,4 @@ def test_full_basic_model_is_exactly_the_official_inference_subset(official_mani
     subset = {k: v for k, v in official_manifest.items()
               if k.startswith(keep) or k == "scale_factor"}
     assert ours == subset
-    assert sum(p.numel() for p in model.parameters()) == 672_012_546 - 1  # minus scale_factor
+    assert sum(p.numel() for p in model.parameters()) == 672_012_546
