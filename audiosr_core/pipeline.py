@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from . import audio as audio_io
-from . import dsp
+from . import chunking, dsp
 from .models.audiosr import AudioSRModel
 from .sampling import GuidedUNet, NoiseSchedule, make_sampler, unconditional_value
 
@@ -188,6 +188,11 @@ class AudioSR:
         self.schedule = NoiseSchedule.cosine(model.config.timesteps, model.config.cosine_s)
         self.uncond_value = unconditional_value(self.scale_factor,
                                                 model.config.unconditional_value)
+        # Long audio: the model sees 10.24 s at a time (its training length), of which 0.64 s
+        # on each side is context; windows overlap by at least 0.32 s.
+        self.segment = int(10.24 * OUTPUT_RATE)
+        self.context = int(0.64 * OUTPUT_RATE)
+        self.crossfade = int(0.32 * OUTPUT_RATE)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike[str] = "basic",
@@ -205,22 +210,24 @@ class AudioSR:
         return cls(AudioSRModel.from_pretrained(folder, device=device), device, dtype)
 
     # ----------------------------------------------------------------------------------- stages
-    def prepare(self, waves48: np.ndarray, filter_kinds: list[str],
-                filter_order: int = 8) -> Prepared:
+    def prepare(self, waves48: np.ndarray, filter_kinds: list[str], filter_order: int = 8,
+                cutoffs: list[dsp.Cutoff] | None = None, normalize: bool = True) -> Prepared:
         """Normalise, pad, detect the cutoff and low-pass each row of ``[B, N]`` 48 kHz audio.
 
         Rows must be band-limited (see :func:`dsp.detect_cutoff`); ``filter_kinds`` has one
-        kind per row.
+        kind per row. ``cutoffs`` (detected on the whole file) and ``normalize=False`` (input
+        already scaled by the whole file's gain) are how windows of a long file are prepared.
         """
         frames = dsp.padded_frames(waves48.shape[-1], OUTPUT_RATE)
         n = frames * dsp.HOP
         wave = np.zeros((waves48.shape[0], n), np.float32)
-        wave[:, :waves48.shape[-1]] = audio_io.official_normalize(waves48)
-        cutoffs = [dsp.detect_cutoff(row) for row in wave]
+        wave[:, :waves48.shape[-1]] = audio_io.official_normalize(waves48) if normalize else waves48
+        if cutoffs is None:
+            cutoffs = [dsp.detect_cutoff(row) for row in wave]
         low = np.stack([dsp.lowpass(row, c.hz, kind, filter_order) for row, c, kind
                         in zip(wave, cutoffs, filter_kinds, strict=True)])
         mel = np.stack([dsp.mel_features(row, frames).log_mel for row in low])
-        return Prepared(wave, low, mel, cutoffs, list(filter_kinds))
+        return Prepared(wave, low, mel, list(cutoffs), list(filter_kinds))
 
     def _tensor(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:
         x = torch.as_tensor(x)
@@ -323,14 +330,37 @@ class AudioSR:
                     else opts.filter_kind)
             for i in active:
                 kinds[i] = kind
-            generated = self._run_model(x48[active], [kind] * len(active), opts, seed, progress)
+            kinds_active = [kind] * len(active)
+            if opts.output_level == "official":  # one pass over the padded file, as official
+                generated = self._run_model(x48[active], kinds_active, opts, seed, progress)
+            else:
+                generated = self._enhance_windows(x48[active], [cutoffs[i] for i in active],
+                                                  kinds_active, opts, seed, progress)
             out[active] = generated[:, :n_out]
         hz = [c.hz for c in cutoffs]
         return EnhanceResult(out, OUTPUT_RATE, hz, status, seed, kinds)
 
+    def _enhance_windows(self, x48: np.ndarray, cutoffs: list[dsp.Cutoff], kinds: list[str],
+                         opts: EnhanceOptions, seed: int, progress: bool) -> np.ndarray:
+        """Ours: one gain and one cutoff per channel for the whole file, windows joined."""
+        mean = x48.mean(axis=-1, keepdims=True, dtype=np.float32)
+        gain = np.float32(0.5) / (np.abs(x48 - mean).max(axis=-1, keepdims=True)
+                                  + np.float32(1e-8))
+        windows = chunking.plan_windows(x48.shape[-1], self.segment, self.context,
+                                        self.crossfade)
+
+        def process(i: int, segment: np.ndarray) -> np.ndarray:
+            window_seed = seed if i == 0 else int(np.random.SeedSequence([seed, i])
+                                                  .generate_state(1)[0] % 2**31)
+            y = self._run_model(segment, kinds, opts, window_seed, progress, cutoffs=cutoffs)
+            return y[:, :segment.shape[-1]]
+
+        return chunking.overlap_add((x48 - mean) * gain, windows, process) / gain + mean
+
     def _run_model(self, x48: np.ndarray, kinds: list[str], opts: EnhanceOptions, seed: int,
-                   progress: bool) -> np.ndarray:
-        prep = self.prepare(x48, kinds)
+                   progress: bool, cutoffs: list[dsp.Cutoff] | None = None) -> np.ndarray:
+        """The model on ``[B, N]`` rows (normalised already when ``cutoffs`` are given)."""
+        prep = self.prepare(x48, kinds, cutoffs=cutoffs, normalize=cutoffs is None)
         gen = torch.Generator("cpu").manual_seed(seed)
         latent_shape = (1, self.model.config.vae.z_channels, prep.mel_lowpass.shape[1] // 8,
                         prep.mel_lowpass.shape[2] // 8)
@@ -347,27 +377,18 @@ class AudioSR:
         if bar:
             bar.close()
         mel = self.decode(result.latent)
-        out = np.empty((len(x48), mel.shape[1] * dsp.HOP + 16), np.float32)
         for b in range(len(x48)):
             mel[b] = dsp.replace_mel_low_band(mel[b], prep.mel_lowpass[b],
                                               dsp.mel_cutoff_bin(prep.mel_lowpass[b]))
         voc = self.vocode(mel)
-        for b in range(len(x48)):
-            out[b] = self._postprocess(voc[b], prep, b, x48[b], opts)
-        return out
-
-    def _postprocess(self, generated: np.ndarray, prep: Prepared, b: int, x48: np.ndarray,
-                     opts: EnhanceOptions) -> np.ndarray:
         if opts.output_level == "official":
-            res = dsp.replace_low_band(generated, prep.lowpass[b])
-            return dsp.official_output_level(res.wave)
+            return np.stack([dsp.official_output_level(
+                dsp.replace_low_band(voc[b], prep.lowpass[b]).wave) for b in range(len(x48))])
         # Ours: the input's own band up to its detected bandwidth (the official stops at the
-        # low-passed input's 0.985 point, a little lower), unfiltered and at its own level.
-        kc = prep.cutoffs[b].bin  # same bin spacing: both STFTs have n_fft 2048
-        mean = np.float32(np.mean(x48))
-        gain = np.float32(0.5) / (np.max(np.abs(x48 - mean)) + np.float32(1e-8))
-        res = dsp.replace_low_band(generated, prep.wave[b], kc, preserve_reference=True)
-        return res.wave / gain + mean
+        # low-passed input's 0.985 point, a little lower), unfiltered; same scale as the input.
+        return np.stack([dsp.replace_low_band(voc[b], prep.wave[b], prep.cutoffs[b].bin,
+                                              preserve_reference=True).wave
+                         for b in range(len(x48))])
 
     def enhance_file(self, input_path: str | os.PathLike[str], output_path: str | os.PathLike[str],
                      options: EnhanceOptions | None = None, *, overwrite: bool = False,
