@@ -163,3 +163,16 @@ def test_enhance_file_never_overwrites(tiny, tmp_path):
     with pytest.raises(AudioInputError):
         tiny.enhance_file(src, src, overwrite=True, **FAST)
     assert src.read_bytes() == before
+
+
+def test_low_precision_runs_close_to_float32(tiny, official_parts):
+    """bfloat16 networks (fast on CPUs with AMX/AVX512-BF16) stay close to float32."""
+    import torch
+
+    x = band_limited(16000, 1.0, 1)
+    ref = tiny.enhance(x, 16000, **FAST).audio[0]
+    model = AudioSRModel(AudioSRConfig.tiny())
+    model.load_official(official_parts)
+    low = AudioSR(model, device="cpu", dtype=torch.bfloat16).enhance(x, 16000, **FAST).audio[0]
+    assert low.dtype == np.float32 and np.isfinite(low).all()
+    assert metrics.lsd(ref, low) < 0.2          # 0.07 measured
