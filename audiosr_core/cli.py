@@ -143,8 +143,11 @@ def cmd_enhance(args: argparse.Namespace) -> int:
             skipped += 1
             continue
         try:
-            model.enhance_file(src, dst, options, overwrite=True, progress=not args.quiet)
+            res = model.enhance_file(src, dst, options, overwrite=True, progress=not args.quiet)
             done += 1
+            if res.output_gain_db < 0:
+                bar.write(f"audiosr-plug: {dst}: lowered by {-res.output_gain_db:.2f} dB for the "
+                          "whole file so the added high band does not clip", file=sys.stderr)
         except AudioSRError as exc:
             failures.append((src, str(exc)))
             bar.write(f"audiosr-plug: error: {exc}", file=sys.stderr)

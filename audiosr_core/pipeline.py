@@ -30,6 +30,8 @@ from .models.audiosr import AudioSRModel
 from .sampling import GuidedUNet, NoiseSchedule, make_sampler, unconditional_value
 
 OUTPUT_RATE = dsp.SAMPLE_RATE
+HEADROOM_PEAK = 10 ** (-0.1 / 20)
+"""Peak (-0.1 dBFS) an output is brought to when it would otherwise clip an integer format."""
 
 
 def default_device() -> torch.device:
@@ -163,6 +165,8 @@ class EnhanceResult:
     status: list[str]
     seed: int
     filter_kinds: list[str] = field(default_factory=list)
+    output_gain_db: float = 0.0
+    """Gain applied to the whole file when saving so an integer format does not clip (<= 0)."""
 
 
 class AudioSR:
@@ -397,13 +401,20 @@ class AudioSR:
         """Enhance one file into ``output_path`` (WAV or FLAC, written atomically).
 
         Refuses to write over ``input_path``; an existing ``output_path`` needs
-        ``overwrite=True``.
+        ``overwrite=True``. If the result would clip the integer ``subtype`` (default 24-bit),
+        the whole file is scaled to a -0.1 dBFS peak and ``output_gain_db`` records the gain.
         """
         output_path = Path(output_path)
         if output_path.exists() and not overwrite:
             raise FileExistsError(f"{output_path} exists; pass overwrite=True to replace it")
         samples, rate = audio_io.load(input_path)
         res = self.enhance(samples, rate, options, progress=progress, **kwargs)
+        if audio_io.would_clip(res.audio, subtype or audio_io.DEFAULT_SUBTYPE):
+            # The added band can push peaks past full scale: one gain for the whole file,
+            # never hard clipping. ``res.output_gain_db`` says how much.
+            gain = np.float32(HEADROOM_PEAK) / np.float32(np.abs(res.audio).max())
+            res.audio = res.audio * gain
+            res.output_gain_db = float(20 * np.log10(gain))
         audio_io.save(output_path, res.audio, OUTPUT_RATE, subtype=subtype,
                       input_paths=[input_path])
         return res

@@ -176,3 +176,19 @@ def test_low_precision_runs_close_to_float32(tiny, official_parts):
     low = AudioSR(model, device="cpu", dtype=torch.bfloat16).enhance(x, 16000, **FAST).audio[0]
     assert low.dtype == np.float32 and np.isfinite(low).all()
     assert metrics.lsd(ref, low) < 0.2          # 0.07 measured
+
+
+def test_enhance_file_applies_one_gain_instead_of_clipping(tiny, tmp_path):
+    src = tmp_path / "loud.wav"
+    x = band_limited(16000, 1.0, 1)
+    x = x / np.abs(x).max() * 0.9999  # almost full scale: the added band pushes it over
+    audio.save(src, x, 16000, subtype="FLOAT")
+    unclipped = tiny.enhance(x, 16000, **FAST).audio
+    assert np.abs(unclipped).max() > 1.0
+    res = tiny.enhance_file(src, tmp_path / "out.wav", **FAST)
+    peak = np.abs(unclipped).max()
+    assert res.output_gain_db == pytest.approx(20 * np.log10(10 ** (-0.1 / 20) / peak), abs=1e-3)
+    written, _ = audio.load(tmp_path / "out.wav")
+    np.testing.assert_allclose(written, unclipped * 10 ** (res.output_gain_db / 20), atol=2e-6)
+    kept = tiny.enhance_file(src, tmp_path / "float.wav", subtype="FLOAT", **FAST)
+    assert kept.output_gain_db == 0.0
