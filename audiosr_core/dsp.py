@@ -132,12 +132,16 @@ class MelFeatures:
     magnitude: np.ndarray
 
 
-def _magnitude(wave: np.ndarray) -> torch.Tensor:
-    """``[1025, frames]`` magnitude of the official feature STFT (reflect pad, ``center=False``)."""
+def _reflect_padded(wave: np.ndarray) -> torch.Tensor:
+    """The waveform reflect-padded by ``(2048 - 480) / 2`` samples each side, as official."""
     x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))[None, None]
     pad = (N_FFT - HOP) // 2
-    x = torch.nn.functional.pad(x, (pad, pad), mode="reflect")[0, 0]
-    return _frames_magnitude(x)
+    return torch.nn.functional.pad(x, (pad, pad), mode="reflect")[0, 0]
+
+
+def _magnitude(wave: np.ndarray) -> torch.Tensor:
+    """``[1025, frames]`` magnitude of the official feature STFT (reflect pad, ``center=False``)."""
+    return _frames_magnitude(_reflect_padded(wave))
 
 
 def _frames_magnitude(padded: torch.Tensor) -> torch.Tensor:
@@ -174,9 +178,7 @@ def magnitude_sum(wave: np.ndarray, block_frames: int = 4096) -> np.ndarray:
     Equal to ``mel_features(wave).magnitude.sum(0)`` but computed ``block_frames`` frames at a
     time, so hour-long signals need no more memory than a minute.
     """
-    x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))[None, None]
-    pad = (N_FFT - HOP) // 2
-    x = torch.nn.functional.pad(x, (pad, pad), mode="reflect")[0, 0]
+    x = _reflect_padded(wave)
     n_frames = 1 + (x.shape[0] - N_FFT) // HOP
     total = torch.zeros(1 + N_FFT // 2)
     for start in range(0, n_frames, block_frames):
