@@ -66,6 +66,7 @@ CONFIGS = {
     "ddim50-fp32": Config("ddim", 50, "float32"),
     "ddim50-bf16": Config("ddim", 50, "bfloat16"),
     "dpmpp20-fp32": Config("dpmpp_2m", 20, "float32"),
+    "dpmpp20-bf16": Config("dpmpp_2m", 20, "bfloat16"),
     "ddim10-fp32": Config("ddim", 10, "float32"),
 }
 

@@ -200,3 +200,15 @@ def test_backward_runs_through_in_place_ops():
     (out.square().mean() + wave.square().mean()).backward()
     for module in (enc, dec, voc):
         assert all(p.grad is not None for p in module.parameters())
+
+
+def test_group_norm_is_precise_on_channels_last_input_with_a_large_mean():
+    from audiosr_core.models.layers import GroupNorm
+
+    torch.manual_seed(0)
+    x = 100.0 + torch.randn(1, 64, 32, 16)
+    norm = GroupNorm(32, 64, eps=1e-6)
+    reference = torch.nn.functional.group_norm(x.double(), 32, eps=1e-6)
+    out = norm(x.contiguous(memory_format=torch.channels_last))
+    assert (out.double() - reference).abs().max().item() < 1e-4
+    assert set(norm.state_dict()) == {"weight", "bias"}

@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from audiosr_core.models.layers import GroupNorm
+
 __all__ = ["UNet", "UNetConfig", "timestep_embedding"]
 
 #: GroupNorm groups hard-coded by the official code (all widths must be multiples of it).
@@ -179,13 +181,13 @@ class ResBlock(nn.Module):
     def __init__(self, channels: int, emb_channels: int, out_channels: int) -> None:
         super().__init__()
         self.in_layers = nn.Sequential(
-            nn.GroupNorm(NORM_GROUPS, channels),
+            GroupNorm(NORM_GROUPS, channels),
             nn.SiLU(),
             nn.Conv2d(channels, out_channels, 3, padding=1),
         )
         self.emb_layers = nn.Sequential(nn.SiLU(), nn.Linear(emb_channels, out_channels))
         self.out_layers = nn.Sequential(
-            nn.GroupNorm(NORM_GROUPS, out_channels),
+            GroupNorm(NORM_GROUPS, out_channels),
             nn.SiLU(),
             nn.Identity(),  # official Dropout slot (p = 0 at inference); keeps index 3 for the conv
             nn.Conv2d(out_channels, out_channels, 3, padding=1),
@@ -270,7 +272,7 @@ class SpatialTransformer(nn.Module):
     def __init__(self, channels: int, heads: int, head_dim: int, depth: int = 1) -> None:
         super().__init__()
         inner = heads * head_dim
-        self.norm = nn.GroupNorm(NORM_GROUPS, channels, eps=1e-6)
+        self.norm = GroupNorm(NORM_GROUPS, channels, eps=1e-6)
         self.proj_in = nn.Conv2d(channels, inner, 1)
         self.transformer_blocks = nn.ModuleList(
             BasicTransformerBlock(inner, heads, head_dim) for _ in range(depth)
@@ -385,7 +387,7 @@ class UNet(nn.Module):
                 self.output_blocks.append(TimestepSequential(*layers))
 
         self.out = nn.Sequential(
-            nn.GroupNorm(NORM_GROUPS, ch),
+            GroupNorm(NORM_GROUPS, ch),
             nn.SiLU(),
             nn.Conv2d(cfg.model_channels, cfg.out_channels, 3, padding=1),
         )

@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from audiosr_core.models.layers import GroupNorm
+
 __all__ = [
     "VAEConfig",
     "VAEEncoder",
@@ -139,8 +141,8 @@ class VAEConfig:
 # --------------------------------------------------------------------------- building blocks
 
 
-def _norm(config: VAEConfig, channels: int) -> nn.GroupNorm:
-    return nn.GroupNorm(config.norm_groups, channels, eps=config.norm_eps, affine=True)
+def _norm(config: VAEConfig, channels: int) -> GroupNorm:
+    return GroupNorm(config.norm_groups, channels, eps=config.norm_eps, affine=True)
 
 
 class ResnetBlock(nn.Module):

@@ -5,6 +5,10 @@ at 48 kHz. Weight norm is already folded into the official checkpoint's weights,
 keys are plain ``weight``/``bias`` and match ``first_stage_model.vocoder.*`` with the prefix
 removed.
 
+The layers are stored as ``Conv1d``/``ConvTranspose1d`` (official keys and shapes) but run as
+2-D convolutions on ``[B, C, 1, L]`` tensors in channels-last layout: the same arithmetic, about
+twice as fast on CPU for the narrow late stages (oneDNN's 1-D path is slow there).
+
 Example
 -------
 >>> import torch
@@ -23,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -104,9 +109,21 @@ def _ints(values: Sequence[Any]) -> tuple[int, ...]:
     return tuple(int(v) for v in values)
 
 
+def _conv(x: Tensor, conv: nn.Conv1d) -> Tensor:
+    """Apply a ``Conv1d``'s parameters to ``[B, C, 1, L]`` as a 2-D convolution."""
+    return F.conv2d(x, conv.weight.unsqueeze(2), conv.bias, stride=(1, conv.stride[0]),
+                    padding=(0, conv.padding[0]), dilation=(1, conv.dilation[0]))
+
+
+def _conv_transpose(x: Tensor, conv: nn.ConvTranspose1d) -> Tensor:
+    """Apply a ``ConvTranspose1d``'s parameters to ``[B, C, 1, L]`` as a 2-D convolution."""
+    return F.conv_transpose2d(x, conv.weight.unsqueeze(2), conv.bias,
+                              stride=(1, conv.stride[0]), padding=(0, conv.padding[0]))
+
+
 class ResBlock1(nn.Module):
     """HiFi-GAN residual block type 1: for each dilation ``d``,
-    ``x = x + conv2(lrelu(conv1_d(lrelu(x))))`` with "same" padding. ``[B, C, L] -> [B, C, L]``.
+    ``x = x + conv2(lrelu(conv1_d(lrelu(x))))`` with "same" padding. ``[B, C, 1, L]`` in and out.
     """
 
     def __init__(self, channels: int, kernel_size: int, dilations: Sequence[int]) -> None:
@@ -123,11 +140,11 @@ class ResBlock1(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        """``[B, C, L] -> [B, C, L]``."""
+        """``[B, C, 1, L] -> [B, C, 1, L]``."""
         # In-place ops only touch fresh conv outputs (autograd-safe); the input is never modified.
         for conv1, conv2 in zip(self.convs1, self.convs2, strict=True):
-            h = F.leaky_relu(conv1(F.leaky_relu(x, LRELU_SLOPE)), LRELU_SLOPE, inplace=True)
-            x = conv2(h).add_(x)
+            h = F.leaky_relu(_conv(F.leaky_relu(x, LRELU_SLOPE), conv1), LRELU_SLOPE, inplace=True)
+            x = _conv(h, conv2).add_(x)
         return x
 
 
@@ -180,13 +197,13 @@ class HifiGan(nn.Module):
         Tensor
             ``[B, 1, 480 * T + 16]`` waveform in ``[-1, 1]`` at 48 kHz.
         """
-        x = self.conv_pre(mel)
+        x = _conv(mel.unsqueeze(2).contiguous(memory_format=torch.channels_last), self.conv_pre)
         for i, up in enumerate(self.ups):
-            x = up(F.leaky_relu(x, LRELU_SLOPE))
+            x = _conv_transpose(F.leaky_relu(x, LRELU_SLOPE), up)
             blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
             acc = blocks[0](x)  # a fresh tensor: accumulate in place, in the official order
             for block in blocks[1:]:
                 acc += block(x)
             x = acc.div_(self.num_kernels)
-        x = self.conv_post(F.leaky_relu(x, FINAL_LRELU_SLOPE, inplace=True))
-        return x.tanh_()
+        x = _conv(F.leaky_relu(x, FINAL_LRELU_SLOPE, inplace=True), self.conv_post)
+        return x.tanh_().squeeze(2).contiguous()
