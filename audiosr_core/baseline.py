@@ -37,7 +37,7 @@ import scipy.ndimage
 
 from . import dsp
 
-__all__ = ["cutoff_bin", "spectral_band_replication", "oracle_band_replication"]
+__all__ = ["PatchLayout", "cutoff_bin", "spectral_band_replication", "oracle_band_replication"]
 
 N_FFT, HOP = dsp.POST_N_FFT, dsp.POST_HOP
 BIN_HZ = dsp.SAMPLE_RATE / N_FFT
@@ -178,7 +178,7 @@ def oracle_band_replication(wave48: np.ndarray, cutoff_hz: float | None,
 # --------------------------------------------------------------------------------------------
 # internals
 # --------------------------------------------------------------------------------------------
-class _Layout:
+class PatchLayout:
     """Source octave and patch geometry for the cutoff bin ``kc``.
 
     The source octave ``[src_lo, src_hi)`` ends a guard below ``kc``; target bin ``k >= kc``
@@ -198,7 +198,7 @@ class _Layout:
         self.sources = self.src_lo + (self.targets - kc) % self.width
 
 
-_EnvelopeFn = Callable[[np.ndarray, np.ndarray, _Layout], np.ndarray]
+_EnvelopeFn = Callable[[np.ndarray, np.ndarray, PatchLayout], np.ndarray]
 """``(fine [bins >= kc, frames], smoothed power [1025, frames], layout) -> magnitude
 envelope [bins >= kc, frames]``."""
 
@@ -236,11 +236,11 @@ def _per_channel(wave48: np.ndarray, cutoff_hz: float | None,
             kc = cutoff_bin(cutoff_hz)
         if row.size == 0 or kc >= N_FFT // 2:
             continue
-        out[i] = _replicate(row, _Layout(kc, guard), make_envelope(i), smooth_hz)
+        out[i] = _replicate(row, PatchLayout(kc, guard), make_envelope(i), smooth_hz)
     return out.reshape(x.shape)
 
 
-def _replicate(x: np.ndarray, layout: _Layout, envelope: _EnvelopeFn,
+def _replicate(x: np.ndarray, layout: PatchLayout, envelope: _EnvelopeFn,
                smooth_hz: float) -> np.ndarray:
     """One channel: input bins below ``kc``, flattened copies times ``envelope`` above."""
     spec = dsp.stft(x.astype(np.float64))
@@ -254,7 +254,7 @@ def _replicate(x: np.ndarray, layout: _Layout, envelope: _EnvelopeFn,
     return dsp.istft(out, x.shape[-1]).astype(np.float32)
 
 
-def _continued_envelope(power_s: np.ndarray, layout: _Layout,
+def _continued_envelope(power_s: np.ndarray, layout: PatchLayout,
                         slope_range_db: tuple[float, float], gain_db: float) -> np.ndarray:
     """``[bins >= kc, frames]`` magnitude envelope continued from the source octave."""
     bins = np.arange(layout.src_lo, layout.src_hi)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+import scipy.ndimage
 import scipy.signal
 import torch
 
@@ -178,13 +179,24 @@ def magnitude_sum(wave: np.ndarray, block_frames: int = 4096) -> np.ndarray:
     Equal to ``mel_features(wave).magnitude.sum(0)`` but computed ``block_frames`` frames at a
     time, so hour-long signals need no more memory than a minute.
     """
+    return _spectrum_sum(wave, 1, block_frames)
+
+
+def power_mean(wave: np.ndarray, block_frames: int = 4096) -> np.ndarray:
+    """Mean over time of the feature STFT power ``|X|^2``, ``[1024]`` float32, bounded memory."""
+    n_frames = 1 + (wave.shape[-1] + 2 * (N_FFT // 2) - N_FFT) // HOP
+    return _spectrum_sum(wave, 2, block_frames) / max(n_frames, 1)
+
+
+def _spectrum_sum(wave: np.ndarray, exponent: int, block_frames: int) -> np.ndarray:
     x = _reflect_padded(wave)
     n_frames = 1 + (x.shape[0] - N_FFT) // HOP
-    total = torch.zeros(1 + N_FFT // 2)
+    total = torch.zeros(1 + N_FFT // 2, dtype=torch.float64)
     for start in range(0, n_frames, block_frames):
         stop = min(start + block_frames, n_frames)
-        total += _frames_magnitude(x[start * HOP:(stop - 1) * HOP + N_FFT]).sum(dim=1)
-    return total[:-1].numpy()
+        block = _frames_magnitude(x[start * HOP:(stop - 1) * HOP + N_FFT]).double()
+        total += (block if exponent == 1 else block**exponent).sum(dim=1)
+    return total[:-1].float().numpy()
 
 
 def _fit_frames(spec: np.ndarray, frames: int) -> np.ndarray:
@@ -304,6 +316,67 @@ def detect_cutoff(wave: np.ndarray, percentile: float = CUTOFF_PERCENTILE) -> Cu
     else:
         status = "band-limited"
     return Cutoff(k, hz, status)
+
+
+def detect_band_edge(wave: np.ndarray, max_hz: float | None = None, drop_db: float = 30.0,
+                     steep_db: float = 8.0) -> Cutoff:
+    """Bandwidth of a 48 kHz waveform as the frequency where its spectrum falls off a cliff.
+
+    The 0.985 energy rule of :func:`detect_cutoff` lands well inside the band of full-range
+    speech or bass-heavy music; this finds the edge of a low-pass filter or a resampler
+    instead (the ``lite`` model's detector). On the long-term power spectrum ``S`` (dB,
+    :func:`power_mean`, 23.4375 Hz bins, smoothed over 5 bins):
+
+    1. ``k_stop`` is the lowest bin above 1 kHz where everything from it up to ``max_hz`` is at
+       least ``drop_db`` below the median level of the 1.5 kHz under it;
+    2. from ``k_stop`` down, the cliff goes on while ``S`` falls by more than ``steep_db`` over
+       8 bins (187.5 Hz, steeper than natural long-term spectra); the band ends where that
+       fall stops, so the edge sits at the top of the cliff.
+
+    No such cliff below 23 kHz means the input is full-band; gentle filters (a few dB per
+    100 Hz) are not cliffs and their input counts as full-band.
+
+    Parameters
+    ----------
+    wave : np.ndarray
+        ``[samples]`` float at 48 kHz.
+    max_hz : float, optional
+        Highest frequency that can hold content (e.g. the Nyquist frequency of the original
+        rate before resampling to 48 kHz); default 24 kHz.
+    drop_db, steep_db : float
+        Depth of the cliff, and the fall over 8 bins that counts as steep, dB.
+
+    Returns
+    -------
+    Cutoff
+        ``bin`` is the first STFT bin above the band (the first bin to generate).
+    """
+    peak = float(np.max(np.abs(wave))) if wave.size else 0.0
+    if peak < SILENCE_PEAK:
+        return Cutoff(0, 0.0, "silent")
+    bin_hz = SAMPLE_RATE / N_FFT
+    power = scipy.ndimage.uniform_filter1d(power_mean(wave).astype(np.float64), 5,
+                                           mode="nearest")
+    db = 10 * np.log10(power + 1e-20)
+    top = len(db) if max_hz is None else max(1, min(len(db), int(max_hz / bin_hz)))
+    db = db[:top]
+    suffix_max = np.maximum.accumulate(db[::-1])[::-1]
+    span = int(round(1500 / bin_hz))
+    kc = top
+    for k in range(int(np.ceil(MIN_CUTOFF_HZ / bin_hz)), top):
+        if suffix_max[k] <= float(np.median(db[max(0, k - span):k])) - drop_db:
+            kc = k
+            while kc - 4 > 0 and db[kc - 4] - db[min(kc + 4, top - 1)] > steep_db:
+                kc -= 1
+            break
+    hz = kc * bin_hz
+    if hz >= FULL_BAND_HZ:
+        status = "full-band"
+    elif hz < MIN_CUTOFF_HZ:
+        status = "low"
+    else:
+        status = "band-limited"
+    return Cutoff(kc, hz, status)
 
 
 def mel_cutoff_bin(log_mel: np.ndarray, percentile: float = CUTOFF_PERCENTILE) -> int:

@@ -70,8 +70,9 @@ class EnhanceOptions:
         ``"bessel"`` or ``"random"`` (the official seeded draw among the four).
     conditioning : {"sample", "mean"}
         Conditioning latent: a posterior sample (official) or the posterior mean.
-    channels : {"all", "first"}
-        Process every channel (ours) or only channel 0 (official).
+    channels : {"all", "first", "mono"}
+        Process every channel (ours), only channel 0 (official) or their average (one output
+        channel).
     output_level : {"input", "official"}
         Bring the output back to the input's level with the input band unaltered (ours), or
         the official peak 0.5 with the mean removed.
@@ -100,7 +101,7 @@ class EnhanceOptions:
     def __post_init__(self) -> None:
         choices = {
             "sampler": ("ddim", "dpmpp_2m"), "conditioning": ("sample", "mean"),
-            "channels": ("all", "first"), "output_level": ("input", "official"),
+            "channels": ("all", "first", "mono"), "output_level": ("input", "official"),
             "resampler": ("soxr", "sinc_hann"), "filter_kind": (*dsp.FILTER_KINDS, "random"),
         }
         for name, allowed in choices.items():
@@ -169,7 +170,45 @@ class EnhanceResult:
     """Gain applied to the whole file when saving so an integer format does not clip (<= 0)."""
 
 
-class AudioSR:
+class Enhancer:
+    """What every super-resolution pipeline offers: :meth:`enhance` arrays, :meth:`enhance_file`.
+
+    Subclasses (:class:`AudioSR`, :class:`audiosr_core.lite_pipeline.LiteSR`) implement
+    :meth:`enhance`; saving, level safety and overwrite protection are shared here.
+    """
+
+    def enhance(self, audio: np.ndarray | torch.Tensor, sample_rate: int,
+                options: EnhanceOptions | None = None, *, progress: bool = False,
+                **kwargs: Any) -> EnhanceResult:
+        raise NotImplementedError
+
+    def enhance_file(self, input_path: str | os.PathLike[str], output_path: str | os.PathLike[str],
+                     options: EnhanceOptions | None = None, *, overwrite: bool = False,
+                     subtype: str | None = None, progress: bool = False,
+                     **kwargs: Any) -> EnhanceResult:
+        """Enhance one file into ``output_path`` (WAV or FLAC, written atomically).
+
+        Refuses to write over ``input_path``; an existing ``output_path`` needs
+        ``overwrite=True``. If the result would clip the integer ``subtype`` (default 24-bit),
+        the whole file is scaled to a -0.1 dBFS peak and ``output_gain_db`` records the gain.
+        """
+        output_path = Path(output_path)
+        if output_path.exists() and not overwrite:
+            raise FileExistsError(f"{output_path} exists; pass overwrite=True to replace it")
+        samples, rate = audio_io.load(input_path)
+        res = self.enhance(samples, rate, options, progress=progress, **kwargs)
+        if audio_io.would_clip(res.audio, subtype or audio_io.DEFAULT_SUBTYPE):
+            # The added band can push peaks past full scale: one gain for the whole file,
+            # never hard clipping. ``res.output_gain_db`` says how much.
+            gain = np.float32(HEADROOM_PEAK) / np.float32(np.abs(res.audio).max())
+            res.audio = res.audio * gain
+            res.output_gain_db = float(20 * np.log10(gain))
+        audio_io.save(output_path, res.audio, OUTPUT_RATE, subtype=subtype,
+                      input_paths=[input_path])
+        return res
+
+
+class AudioSR(Enhancer):
     """AudioSR super-resolution pipeline (official architecture and sampler).
 
     Parameters
@@ -189,6 +228,10 @@ class AudioSR:
         self.dtype = dtype or torch.float32
         self.scale_factor = float(model.scale_factor)  # before any cast to a low precision
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
+        # Channels-last weights make oneDNN run the 2-D convolutions in its fast layout (VAE
+        # decoder about 2x, UNet about 10 % faster on CPU); the arithmetic is unchanged.
+        for net in (self.model.unet, self.model.vae_encoder, self.model.vae_decoder):
+            net.to(memory_format=torch.channels_last)
         self.schedule = NoiseSchedule.cosine(model.config.timesteps, model.config.cosine_s)
         self.uncond_value = unconditional_value(self.scale_factor,
                                                 model.config.unconditional_value)
@@ -201,15 +244,22 @@ class AudioSR:
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike[str] = "basic",
                         device: str | torch.device | None = None,
-                        dtype: torch.dtype | None = None, **kwargs: Any) -> AudioSR:
-        """Load ``"basic"``, ``"speech"``, a converted folder or an official checkpoint file.
+                        dtype: torch.dtype | None = None, **kwargs: Any) -> Enhancer:
+        """Load ``"basic"``, ``"speech"``, ``"lite"``, a converted folder or an official file.
 
         Official weights are downloaded and converted on first use (see
         :func:`audiosr_core.weights.resolve_pretrained`, which receives ``kwargs``).
+        ``"lite"`` (or a lite model folder) returns a :class:`audiosr_core.lite_pipeline.LiteSR`,
+        which has the same :meth:`enhance` and :meth:`enhance_file`.
         """
+        from .models.lite import LiteModel
         from .weights import resolve_pretrained
 
         folder = resolve_pretrained(name_or_path, **kwargs)
+        if LiteModel.is_lite_folder(folder):
+            from .lite_pipeline import LiteSR
+
+            return LiteSR(LiteModel.from_pretrained(folder), device)
         device = torch.device(device) if device is not None else default_device()
         return cls(AudioSRModel.from_pretrained(folder, device=device), device, dtype)
 
@@ -318,9 +368,7 @@ class AudioSR:
             already full-band or hold only content below 1 kHz pass through (resampled only).
         """
         opts = _options(options, kwargs)
-        x = audio_io.validate_array(audio, sample_rate)
-        if opts.channels == "first":
-            x = x[:1]
+        x = select_channels(audio_io.validate_array(audio, sample_rate), opts.channels)
         seed = opts.seed if opts.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
         n_out = output_length(x.shape[-1], sample_rate)
         x48 = _fit(audio_io.resample(x, sample_rate, OUTPUT_RATE, method=opts.resampler), n_out)
@@ -394,30 +442,13 @@ class AudioSR:
                                               preserve_reference=True).wave
                          for b in range(len(x48))])
 
-    def enhance_file(self, input_path: str | os.PathLike[str], output_path: str | os.PathLike[str],
-                     options: EnhanceOptions | None = None, *, overwrite: bool = False,
-                     subtype: str | None = None, progress: bool = False,
-                     **kwargs: Any) -> EnhanceResult:
-        """Enhance one file into ``output_path`` (WAV or FLAC, written atomically).
-
-        Refuses to write over ``input_path``; an existing ``output_path`` needs
-        ``overwrite=True``. If the result would clip the integer ``subtype`` (default 24-bit),
-        the whole file is scaled to a -0.1 dBFS peak and ``output_gain_db`` records the gain.
-        """
-        output_path = Path(output_path)
-        if output_path.exists() and not overwrite:
-            raise FileExistsError(f"{output_path} exists; pass overwrite=True to replace it")
-        samples, rate = audio_io.load(input_path)
-        res = self.enhance(samples, rate, options, progress=progress, **kwargs)
-        if audio_io.would_clip(res.audio, subtype or audio_io.DEFAULT_SUBTYPE):
-            # The added band can push peaks past full scale: one gain for the whole file,
-            # never hard clipping. ``res.output_gain_db`` says how much.
-            gain = np.float32(HEADROOM_PEAK) / np.float32(np.abs(res.audio).max())
-            res.audio = res.audio * gain
-            res.output_gain_db = float(20 * np.log10(gain))
-        audio_io.save(output_path, res.audio, OUTPUT_RATE, subtype=subtype,
-                      input_paths=[input_path])
-        return res
+def select_channels(x: np.ndarray, channels: str) -> np.ndarray:
+    """``[C, N]`` -> the channels :attr:`EnhanceOptions.channels` asks for."""
+    if channels == "first":
+        return x[:1]
+    if channels == "mono":
+        return x.mean(axis=0, keepdims=True, dtype=np.float32)
+    return x
 
 
 def _options(options: EnhanceOptions | None, overrides: dict[str, Any]) -> EnhanceOptions:

@@ -42,6 +42,7 @@ from safetensors.torch import save_file
 
 from .errors import WeightsError
 from .models.audiosr import CONFIG_NAME, MODEL_TYPE, WEIGHTS_NAME, AudioSRConfig, AudioSRModel
+from .models.lite import LiteModel
 
 #: model name -> (Hugging Face repository, file name) of the official checkpoints.
 REGISTRY: dict[str, tuple[str, str]] = {
@@ -50,6 +51,8 @@ REGISTRY: dict[str, tuple[str, str]] = {
 }
 #: the packaged CPU model; reserved name, not shipped in this version.
 LITE_NAME = "lite"
+LITE_FOLDER = Path(__file__).resolve().parent / "assets" / "lite"
+"""Where the packaged ``lite`` model lives."""
 #: environment variable overriding the cache folder.
 CACHE_ENV = "AUDIOSR_PLUG_CACHE"
 #: file suffixes accepted as official checkpoints.
@@ -366,8 +369,9 @@ def resolve_pretrained(
         After that the downloaded original is no longer needed and can be removed from the
         Hugging Face cache (``hf cache rm model/haoheliu/audiosr_basic``, or
         ``huggingface-cli delete-cache`` with older huggingface_hub) to free 6 GB; it is not
-        deleted automatically. ``"lite"`` is reserved for the packaged CPU
-        model. A folder with ``config.json`` + ``model.safetensors`` is returned as is. An
+        deleted automatically. ``"lite"`` is the CPU model shipped inside the
+        package (``audiosr_core/assets/lite``). A folder with ``config.json`` +
+        ``model.safetensors`` is returned as is. An
         official ``.bin``/``.ckpt``/``.pt``/``.pth`` file is converted once into
         ``<cache>/converted/<stem>-<hash>/`` and reused while the file is unchanged. Names take
         precedence over same-named folders: write ``./basic`` for a folder.
@@ -383,26 +387,26 @@ def resolve_pretrained(
     Returns
     -------
     Path
-        Folder loadable with :meth:`AudioSRModel.from_pretrained`.
+        Folder loadable with :meth:`AudioSRModel.from_pretrained` (or, for ``"lite"`` and lite
+        folders, :meth:`audiosr_core.models.lite.LiteModel.from_pretrained`).
 
     Raises
     ------
     WeightsError
-        Unknown name or path, the reserved ``"lite"``, a failed or impossible download (the
+        Unknown name or path, a failed or impossible download (the
         message says which file to fetch and how to convert it), or a failed conversion.
     """
     root = _cache_root(cache_dir)
     if isinstance(name_or_path, str) and name_or_path.strip().lower() in REGISTRY:
         return _resolve_registry(name_or_path.strip().lower(), root, local_files_only, progress)
     if isinstance(name_or_path, str) and name_or_path.strip().lower() == LITE_NAME:
-        raise WeightsError(
-            "the 'lite' model is not available in this version of audiosr-plug (the packaged "
-            "CPU model is not trained yet); use 'basic' or 'speech' (official weights, "
-            "downloaded on first use) or the path of a converted folder."
-        )
+        if not LiteModel.is_lite_folder(LITE_FOLDER):
+            raise WeightsError(f"the packaged 'lite' model is missing from {LITE_FOLDER}; "
+                               "reinstall audiosr-plug")
+        return LITE_FOLDER
     path = Path(os.fspath(name_or_path)).expanduser()
     if path.is_dir():
-        if is_converted(path):
+        if is_converted(path) or LiteModel.is_lite_folder(path):
             return path
         raise WeightsError(
             f"{path}: not a converted AudioSR folder (expected {CONFIG_NAME} with model_type "

@@ -12,19 +12,32 @@ REPO = Path(__file__).resolve().parents[1]
 PARITY_ENV = "AUDIOSR_PARITY_DIR"
 DEFAULT_PARITY_DIR = REPO.parent / "shared" / "reference" / "parity" / "dev"
 PARITY_STEMS = ("chord8k_mono", "speech16k_mono", "tones44k_stereo")
+DEVSET_ENV = "AUDIOSR_DEVSET_DIR"
+DEFAULT_DEVSET_DIR = REPO.parent / "shared" / "data" / "devset"
 
 
-def _parity_dir() -> Path:
-    path = Path(os.environ.get(PARITY_ENV, DEFAULT_PARITY_DIR))
-    if not (path / "config.json").is_file():
-        msg = (
-            f"parity fixture not found at {path}: it is ../shared/reference/parity/dev beside the "
-            f"repository (made by running the official AudioSR code); set {PARITY_ENV} to its path."
-        )
+def _shared_folder(env: str, default: Path, marker: str, what: str) -> Path:
+    """A folder from ../shared (or ``$env``): skipped locally when absent, a failure under CI."""
+    path = Path(os.environ.get(env, default))
+    if not (path / marker).is_file():
+        msg = f"{what} not found at {path}; set {env} to its path."
         if os.environ.get("CI") == "true":
             pytest.fail(msg)
         pytest.skip(msg)
     return path
+
+
+def _parity_dir() -> Path:
+    return _shared_folder(PARITY_ENV, DEFAULT_PARITY_DIR, "config.json",
+                          "parity fixture (../shared/reference/parity/dev beside the repository, "
+                          "made by running the official AudioSR code)")
+
+
+@pytest.fixture(scope="session")
+def devset_dir() -> Path:
+    """The 48 kHz dev set (../shared/data/devset; skips locally when absent, fails under CI)."""
+    return _shared_folder(DEVSET_ENV, DEFAULT_DEVSET_DIR, "manifest.csv",
+                          "dev set (../shared/data/devset beside the repository)")
 
 
 @pytest.fixture(scope="session")

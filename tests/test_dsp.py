@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from audiosr_core import dsp
+from audiosr_core import audio, dsp
 
 from conftest import PARITY_STEMS
 
@@ -149,3 +149,49 @@ def test_padded_lengths_are_multiples_of_512_frames():
     assert dsp.padded_frames(int(5.12 * 48000), 48000) == 512
     # The official int() truncation gives 511 for 0.3 s; we round.
     assert dsp.padded_frames(300, 1000) == 512
+
+
+# ------------------------------------------------------------------------- band-edge detector
+def pinkish_noise(seconds: float = 2.0, seed: int = 0) -> np.ndarray:
+    """Noise falling 6 dB per octave: the 0.985 energy rule stops far inside its band."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * 48000)
+    spec = np.fft.rfft(rng.standard_normal(n))
+    spec /= np.maximum(np.fft.rfftfreq(n, 1 / 48000), 100.0)
+    x = np.fft.irfft(spec, n)
+    return (0.3 * x / np.abs(x).max()).astype(np.float32)
+
+
+@pytest.mark.parametrize(("cutoff", "rate"), [(4000.0, 8000), (8000.0, 16000),
+                                              (12000.0, 24000), (16000.0, 32000)])
+def test_band_edge_of_filtered_and_resampled_input(cutoff, rate):
+    """The benchmark's inputs: Chebyshev order 8 at the cutoff, soxr to the smallest rate
+    holding it and back. soxr's band ends at 91-95 % of its Nyquist frequency."""
+    from audiosr_core.train import simulate
+
+    d = simulate.Degradation(cutoff, "cheby1", 8, zero_phase=True)
+    filtered = simulate.apply_degradation(pinkish_noise(seed=int(cutoff)), d)
+    low = audio.resample(audio.resample(filtered[None], 48000, rate), rate, 48000)[0]
+    edge = dsp.detect_band_edge(low, max_hz=rate / 2)
+    assert edge.status == "band-limited"
+    assert 0.88 * cutoff <= edge.hz <= cutoff
+    assert edge.hz == edge.bin * 23.4375
+    assert dsp.detect_cutoff(low).hz < edge.hz - 150          # the energy rule stops short
+
+
+@pytest.mark.parametrize("cutoff", [3000.0, 9000.0, 15000.0])
+def test_band_edge_of_a_brick_wall(cutoff):
+    from audiosr_core.train import simulate
+
+    d = simulate.Degradation(cutoff, "boxcar", 8, zero_phase=True)
+    edge = dsp.detect_band_edge(simulate.apply_degradation(pinkish_noise(), d))
+    assert cutoff - 150 <= edge.hz <= cutoff + 50
+
+
+def test_band_edge_full_band_silent_and_gentle():
+    noise = pinkish_noise(seconds=1.0, seed=1)
+    assert dsp.detect_band_edge(noise).status == "full-band"
+    assert dsp.detect_band_edge(np.zeros(48000, np.float32)).status == "silent"
+    gentle = scipy.signal.sosfiltfilt(dsp.design_lowpass(8000.0, "butter", 2), noise)
+    assert dsp.detect_band_edge(gentle.astype(np.float32)).status == "full-band"
+    assert dsp.detect_band_edge(noise, max_hz=6000).hz == 6000 // 23.4375 * 23.4375

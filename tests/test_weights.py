@@ -453,8 +453,14 @@ def test_converted_folder_passthrough(tiny_model: AudioSRModel, tmp_path: Path) 
     assert not (tmp_path / "cache").exists()
 
 
-def test_lite_and_garbage(tmp_path: Path) -> None:
-    with pytest.raises(WeightsError, match="'lite' model is not available in this version"):
+def test_lite_and_garbage(tmp_path: Path, monkeypatch) -> None:
+    from audiosr_core import weights
+    from audiosr_core.models.lite import LiteModel
+
+    assert resolve_pretrained("lite", cache_dir=tmp_path) == weights.LITE_FOLDER
+    assert LiteModel.is_lite_folder(weights.LITE_FOLDER)
+    monkeypatch.setattr(weights, "LITE_FOLDER", tmp_path / "nowhere")
+    with pytest.raises(WeightsError, match="packaged 'lite' model is missing.*reinstall"):
         resolve_pretrained("lite", cache_dir=tmp_path)
     with pytest.raises(WeightsError) as info:
         resolve_pretrained("no-such-model", cache_dir=tmp_path)

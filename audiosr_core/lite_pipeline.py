@@ -1,0 +1,134 @@
+"""``LiteSR``: the ``lite`` model as a pipeline with the interface of :class:`AudioSR`.
+
+Per channel: resample to 48 kHz, find the band edge (:func:`audiosr_core.dsp.detect_band_edge`,
+bounded by the input's Nyquist frequency), predict the log-power of every STFT bin above it
+(:class:`audiosr_core.models.lite.LiteModel`), give those bins the phase of the input's top
+octave copied upwards, keep every bin below the edge exactly the input's (complex), inverse
+STFT. Deterministic: no seed, no noise. Silent, full-band or sub-1 kHz channels pass through.
+
+Example
+-------
+>>> from audiosr_core import AudioSR
+>>> sr = AudioSR.from_pretrained("lite")                   # packaged, offline
+>>> result = sr.enhance(audio, 16000)                      # doctest: +SKIP
+>>> result.audio.shape                                     # [channels, samples] at 48 kHz
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import audio as audio_io
+from . import dsp
+from .models.lite import LiteModel, band_level, copy_up_index, log_power
+from .pipeline import (
+    OUTPUT_RATE,
+    EnhanceOptions,
+    Enhancer,
+    EnhanceResult,
+    _fit,
+    _options,
+    output_length,
+    select_channels,
+)
+
+__all__ = ["LiteSR", "highpass"]
+
+BLOCK_FRAMES = 4096
+"""Frames predicted per network call (44 s); blocks overlap by the receptive field."""
+MIN_SAMPLES = 4096
+"""Shorter signals are zero-padded to this length (85 ms at 48 kHz) for analysis."""
+
+
+class LiteSR(Enhancer):
+    """The ``lite`` super-resolution pipeline (CPU, real time many times over).
+
+    Parameters
+    ----------
+    model : LiteModel
+        The network.
+    device : str or torch.device, optional
+        Default CPU (the model is small; a GPU brings little).
+    """
+
+    def __init__(self, model: LiteModel, device: str | torch.device | None = None) -> None:
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.model = model.to(self.device).eval()
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike[str] = "lite",
+                        device: str | torch.device | None = None) -> LiteSR:
+        """Load the packaged ``"lite"`` model or a lite folder (``save_pretrained`` output)."""
+        from .weights import resolve_pretrained
+
+        return cls(LiteModel.from_pretrained(resolve_pretrained(name_or_path)), device)
+
+    def enhance(self, audio: np.ndarray | torch.Tensor, sample_rate: int,
+                options: EnhanceOptions | None = None, *, progress: bool = False,
+                **kwargs: Any) -> EnhanceResult:
+        """Super-resolve audio to 48 kHz (same contract as :meth:`AudioSR.enhance`).
+
+        Of ``options`` only ``channels`` and ``resampler`` apply; the diffusion settings
+        (steps, guidance, seed, sampler) have no meaning here and are ignored.
+        """
+        opts = _options(options, kwargs)
+        x = select_channels(audio_io.validate_array(audio, sample_rate), opts.channels)
+        n_out = output_length(x.shape[-1], sample_rate)
+        x48 = _fit(audio_io.resample(x, sample_rate, OUTPUT_RATE, method=opts.resampler), n_out)
+        max_hz = min(sample_rate / 2, OUTPUT_RATE / 2)
+        padded = _fit(x48, max(n_out, MIN_SAMPLES))     # very short clips: analyse with zeros
+        cutoffs = [dsp.detect_band_edge(row, max_hz) for row in padded]
+        out = x48.copy()
+        for i, cut in enumerate(cutoffs):
+            if cut.enhance:
+                out[i] = self.extend(padded[i], cut.bin)[:n_out]
+        status = ["enhanced" if c.enhance else c.status for c in cutoffs]
+        seed = opts.seed if opts.seed is not None else 0
+        return EnhanceResult(out, OUTPUT_RATE, [c.hz for c in cutoffs], status, seed)
+
+    @torch.inference_mode()
+    def extend(self, wave48: np.ndarray, cutoff_bin: int) -> np.ndarray:
+        """Generate STFT bins ``>= cutoff_bin`` of a ``[samples]`` 48 kHz signal.
+
+        Returns float32 ``[samples]``: the input plus a generated signal with no content below
+        the cutoff frequency (FFT brick wall), so the input's band is untouched.
+        """
+        spec = dsp.stft(np.asarray(wave48, dtype=np.float32))
+        kc = torch.tensor([cutoff_bin])
+        logp = log_power(torch.from_numpy(spec)[None], self.model.config.floor)
+        level = band_level(logp, kc)[:, None, None]
+        pred = self._predict(logp - level, kc) + level
+        magnitude = (10.0 ** (pred[0, cutoff_bin:] / 2)).numpy()
+        source = spec[copy_up_index(cutoff_bin, self.model.config.guard)[cutoff_bin:]]
+        phase = np.where(np.abs(source) > 0, source / np.maximum(np.abs(source), 1e-30), 1.0)
+        high = np.zeros_like(spec)
+        high[cutoff_bin:] = magnitude * phase
+        added = highpass(dsp.istft(high, wave48.shape[-1]), cutoff_bin * dsp.SAMPLE_RATE
+                         / dsp.POST_N_FFT)
+        return (np.asarray(wave48, dtype=np.float32) + added).astype(np.float32)
+
+    def _predict(self, logp: torch.Tensor, kc: torch.Tensor) -> torch.Tensor:
+        """The network over ``[1, 1025, T]`` in blocks of frames (exact: the halo covers the
+        receptive field)."""
+        frames = logp.shape[-1]
+        halo = self.model.config.receptive_field // 2 + 1
+        index = torch.from_numpy(copy_up_index(int(kc[0]), self.model.config.guard))[None]
+        parts = []
+        for start in range(0, frames, BLOCK_FRAMES):
+            stop = min(start + BLOCK_FRAMES, frames)
+            lo, hi = max(0, start - halo), min(frames, stop + halo)
+            y = self.model(logp[..., lo:hi].to(self.device), kc.to(self.device),
+                           index.to(self.device)).float().cpu()
+            parts.append(y[..., start - lo:stop - lo])
+        return torch.cat(parts, dim=-1)
+
+
+def highpass(wave: np.ndarray, cutoff_hz: float) -> np.ndarray:
+    """Zero every rFFT bin of ``wave`` (whole signal, 48 kHz) below ``cutoff_hz``."""
+    spectrum = np.fft.rfft(wave)
+    spectrum[:int(np.ceil(cutoff_hz * wave.shape[-1] / dsp.SAMPLE_RATE))] = 0
+    return np.fft.irfft(spectrum, n=wave.shape[-1]).astype(np.float32)

@@ -1,0 +1,80 @@
+"""The packaged ``lite`` model: loads offline, is small, and reproduces its published dev-set
+scores (``audiosr_core/assets/lite/scores.json``, written by ``benchmarks/quality.py``)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from audiosr_core import AudioSR
+from audiosr_core.lite_pipeline import LiteSR
+from audiosr_core.models.lite import LiteConfig
+from audiosr_core.weights import LITE_FOLDER
+
+from conftest import REPO
+
+CHECKED_CLIPS = ("music/music_007_sonicpi_loop.wav", "sfx/sfx_018_openttd_opensfx.wav",
+                 "speech/speech_010_tuxpaint_be.wav")
+CUTOFFS = (4000.0, 8000.0, 12000.0, 16000.0)
+
+
+@pytest.fixture(scope="module")
+def quality():
+    spec = importlib.util.spec_from_file_location("quality", REPO / "benchmarks" / "quality.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["quality"] = module            # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def scores() -> dict:
+    return json.loads((LITE_FOLDER / "scores.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def lite() -> LiteSR:
+    return AudioSR.from_pretrained("lite")
+
+
+def test_packaged_model_is_small_and_documented(lite):
+    assert isinstance(lite, LiteSR)
+    assert (LITE_FOLDER / "model.safetensors").stat().st_size <= 10 * 2**20
+    card = (LITE_FOLDER / "README.md").read_text()
+    assert "python -m audiosr_core.train.lite train" in card          # the exact command
+    config = json.loads((LITE_FOLDER / "config.json").read_text())
+    assert LiteConfig.from_dict(config) == lite.model.config
+
+
+def test_published_summary_beats_unprocessed_and_sbr_everywhere(scores):
+    """The model card's claim, checked on the stored full dev-set run."""
+    for group, by_cut in scores["summary"].items():
+        for cut, systems in by_cut.items():
+            model = systems["model"]["LSD"]
+            assert model < systems["unprocessed"]["LSD"], (group, cut)
+            assert model < systems["sbr"]["LSD"], (group, cut)
+    assert scores["summary"]["all"]["4 kHz"]["model"]["LSD"] <= 2.0
+
+
+@pytest.mark.parametrize("clip", CHECKED_CLIPS)
+def test_reproduces_published_dev_scores(lite, quality, scores, devset_dir, clip):
+    published = {(r["clip"], r["cutoff_hz"]): r for r in scores["rows"] if r["system"] == "model"}
+    cliffs = {c.name: c.cliff_hz for c in quality.find_clips(devset_dir)}
+    ref = quality.load_reference(devset_dir / clip)
+    for cut in CUTOFFS:
+        low, rate = quality.simulate_input(ref, cut)
+        out = lite.enhance(low, rate).audio[..., :ref.shape[-1]]
+        got = quality.score_channels(ref, out, cut, cliffs[clip])
+        want = published[(clip, cut)]
+        assert got["LSD"] == pytest.approx(want["LSD"], abs=0.01), (clip, cut)
+        assert got["LSD-HF"] == pytest.approx(want["LSD-HF"], abs=0.01), (clip, cut)
+        # the input's own band is untouched: the added signal has nothing below the edge
+        x48 = quality.upsample(low, rate, ref.shape[-1])
+        edge = lite.enhance(low, rate).cutoff_hz[0]
+        diff = np.fft.rfft(out[0] - x48[0])
+        freqs = np.fft.rfftfreq(out.shape[-1], 1 / 48000)
+        assert np.abs(diff[freqs < edge - 1]).max() < 1e-4 * np.abs(np.fft.rfft(x48[0])).max()
