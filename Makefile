@@ -18,10 +18,25 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@
 
+# Adapter tests: audiocraft 1.3.0 pins torch==2.1 and av==11 (no wheel for Python 3.11), so it is
+# installed without dependencies, plus only the modules its import needs; the torch pin on the
+# same command line keeps pip from touching torch. PyPI's torchaudio is a CUDA build: without its
+# .so files it imports in pure-Python mode (resampling, spectrograms) on the CPU torch.
+AUDIOCRAFT_IMPORT_DEPS := av julius einops omegaconf num2words spacy flashy torchmetrics
+AUDIOCRAFT_NO_DEPS := audiocraft==1.3.0 torchaudio==2.11.0 xformers==0.0.35
+
+$(VENV)/.adapters: $(VENV)/.installed
+	$(BIN)/pip install --quiet $(TORCH_PIN) $(AUDIOCRAFT_IMPORT_DEPS)
+	$(BIN)/pip install --quiet --no-deps $(AUDIOCRAFT_NO_DEPS)
+	rm -f $(VENV)/lib/python3*/site-packages/torchaudio/lib/*.so
+	touch $@
+
 demo: $(VENV)/.installed
 	$(BIN)/audiosr-plug info examples/*.wav examples/*.flac
+	$(BIN)/audiosr-plug enhance examples/*.wav examples/*.flac -o out/demo --model lite
+	$(BIN)/audiosr-plug info out/demo/*
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed $(VENV)/.adapters
 	$(BIN)/ruff check .
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
 

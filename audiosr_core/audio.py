@@ -45,6 +45,7 @@ __all__ = [
     "info",
     "load",
     "validate_array",
+    "check_subtype",
     "resample",
     "official_normalize",
     "peak_dbfs",
@@ -653,6 +654,12 @@ def _resolve_subtype(subtype: str | int | None, fmt: str, name: str) -> str:
             f"use one of {', '.join(SAVE_SUBTYPES[fmt])}",
         )
     return key
+
+
+def check_subtype(subtype: str, fmt: str = "wav") -> str:
+    """Canonical name of a sample type :func:`save` can write into ``fmt`` (``"wav"`` or
+    ``"flac"``), e.g. ``"16"`` -> ``"PCM_16"``; :class:`AudioInputError` if it cannot."""
+    return _resolve_subtype(subtype, fmt.upper(), f"--subtype {subtype}")
 
 
 def would_clip(audio: np.ndarray, subtype: str = DEFAULT_SUBTYPE) -> bool:

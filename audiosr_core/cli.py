@@ -4,6 +4,7 @@ Examples
 --------
 $ audiosr-plug info examples/speech_like_16k.wav
 $ audiosr-plug info --json recordings/*.flac > bandwidths.json
+$ audiosr-plug enhance recordings/ -o out/                 # lite: fast, offline
 $ audiosr-plug enhance recordings/ -o out/ --model basic --steps 50
 $ audiosr-plug convert pytorch_model.bin ~/.cache/audiosr-plug/basic
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -39,16 +41,23 @@ class ChannelReport:
     rms_dbfs: float
     bandwidth_hz: float
     status: str
+    energy_cutoff_hz: float
 
 
 def analyse_channels(samples, sample_rate: int) -> list[ChannelReport]:
-    """Level and detected bandwidth of each channel of ``[channels, samples]`` audio."""
+    """Level and bandwidth of each channel of ``[channels, samples]`` audio.
+
+    ``bandwidth_hz`` is where the spectrum ends (:func:`dsp.detect_band_edge`, what ``lite``
+    uses); ``energy_cutoff_hz`` is the official 0.985 energy point the diffusion models use.
+    """
     wave48 = audio.resample(samples, sample_rate, dsp.SAMPLE_RATE)
     reports = []
     for ch in range(samples.shape[0]):
-        cut = dsp.detect_cutoff(wave48[ch])
+        edge = dsp.detect_band_edge(wave48[ch], max_hz=min(sample_rate, dsp.SAMPLE_RATE) / 2)
+        energy = dsp.detect_cutoff(wave48[ch])
         reports.append(ChannelReport(ch, round(audio.peak_dbfs(samples[ch]), 2),
-                                     round(audio.rms_dbfs(samples[ch]), 2), cut.hz, cut.status))
+                                     round(audio.rms_dbfs(samples[ch]), 2), edge.hz, edge.status,
+                                     energy.hz))
     return reports
 
 
@@ -92,71 +101,121 @@ def _json_channel(report: ChannelReport) -> dict:
     return {k: (None if v == float("-inf") else v) for k, v in asdict(report).items()}
 
 
-def find_inputs(paths: Sequence[str]) -> Iterator[tuple[Path, Path]]:
+def find_inputs(paths: Sequence[str], extensions: Sequence[str] | None = None
+                ) -> Iterator[tuple[Path, Path]]:
     """``(input file, output path relative to OUTDIR without extension)`` for files and folders.
 
     A file ``a/b.wav`` maps to ``b``; a folder ``dir`` is searched recursively for audio files
-    and ``dir/x/y.flac`` maps to ``dir/x/y``, so the output tree mirrors the input tree.
+    (only ``extensions``, e.g. ``[".wav", ".flac"]``, if given) and ``dir/x/y.flac`` maps to
+    ``dir/x/y``, so the output tree mirrors the input tree.
     """
+    allowed = {e.lower() for e in extensions} if extensions else audio.SUPPORTED_EXTENSIONS
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
             for f in sorted(path.rglob("*")):
-                if f.is_file() and f.suffix.lower() in audio.SUPPORTED_EXTENSIONS:
+                if f.is_file() and f.suffix.lower() in allowed:
                     yield f, Path(path.name) / f.relative_to(path).with_suffix("")
         else:
             yield path, Path(path.stem)
 
 
+def read_list(source: str) -> list[str]:
+    """Paths from a list file (one per line; blank lines and ``#`` comments skipped; ``-`` is
+    standard input)."""
+    text = sys.stdin.read() if source == "-" else Path(source).read_text()
+    return [line.strip() for line in text.splitlines()
+            if line.strip() and not line.lstrip().startswith("#")]
+
+
+def _extensions(text: str) -> list[str]:
+    exts = ["." + e.strip().lower().lstrip(".") for e in text.split(",") if e.strip()]
+    unknown = [e for e in exts if e not in audio.SUPPORTED_EXTENSIONS]
+    if unknown or not exts:
+        raise argparse.ArgumentTypeError(
+            f"unsupported extension(s) {', '.join(unknown) or text!r}; choose from "
+            f"{', '.join(sorted(e.lstrip('.') for e in audio.SUPPORTED_EXTENSIONS))}")
+    return exts
+
+
 def cmd_enhance(args: argparse.Namespace) -> int:
+    import time
+
     import torch
     from tqdm.auto import tqdm
 
     from .pipeline import AudioSR, EnhanceOptions
     from .sampling import make_sampler
 
-    jobs = list(find_inputs(args.inputs))
+    try:
+        listed = read_list(args.list) if args.list else []
+    except OSError as exc:
+        print(f"audiosr-plug: error: cannot read list file {args.list}: {exc.strerror}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    jobs = list(find_inputs([*args.inputs, *listed], args.ext))
     if not jobs:
         print("audiosr-plug: error: no audio files found in the given inputs", file=sys.stderr)
         return EXIT_FAILED
     try:
         options = EnhanceOptions(steps=args.steps, guidance_scale=args.guidance_scale,
-                                 seed=args.seed, sampler=args.sampler)
+                                 seed=args.seed, sampler=args.sampler,
+                                 channels="mono" if args.mono else "all")
         make_sampler(options.sampler, options.steps)  # rejects step counts it cannot run
-    except ValueError as exc:
+        if args.subtype:
+            args.subtype = audio.check_subtype(args.subtype, args.format)
+    except (ValueError, AudioSRError) as exc:
         print(f"audiosr-plug: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16,
              "float16": torch.float16}[args.dtype]
     model = AudioSR.from_pretrained(args.model, device=args.device, dtype=dtype)
     inputs = {src.resolve() for src, _ in jobs}
-    done = skipped = 0
-    failures: list[tuple[Path, str]] = []
+    report: list[dict] = []
     bar = tqdm(jobs, desc="files", unit="file", disable=args.quiet)
-    for src, rel in bar:
-        dst = args.output_dir / rel.with_suffix("." + args.format)
-        bar.set_postfix_str(src.name)
-        if dst.resolve() in inputs:
-            failures.append((src, f"output {dst} would overwrite an input file"))
-            continue
-        if dst.exists() and not args.overwrite:
-            skipped += 1
-            continue
-        try:
-            res = model.enhance_file(src, dst, options, overwrite=True, progress=not args.quiet)
-            done += 1
+    try:
+        for src, rel in bar:
+            dst = args.output_dir / rel.with_suffix("." + args.format)
+            bar.set_postfix_str(src.name)
+            entry = {"input": str(src), "output": str(dst)}
+            report.append(entry)
+            if dst.resolve() in inputs:
+                entry.update(result="failed", reason=f"output {dst} would overwrite an input file")
+                continue
+            if dst.exists() and not args.overwrite:
+                entry["result"] = "skipped"
+                continue
+            t0 = time.perf_counter()
+            try:
+                res = model.enhance_file(src, dst, options, overwrite=True, subtype=args.subtype,
+                                         progress=not args.quiet)
+            except AudioSRError as exc:
+                entry.update(result="failed", reason=str(exc))
+                bar.write(f"audiosr-plug: error: {exc}", file=sys.stderr)
+                continue
+            entry.update(result="processed", seconds=round(time.perf_counter() - t0, 3),
+                         cutoff_hz=res.cutoff_hz, status=res.status,
+                         output_gain_db=res.output_gain_db)
             if res.output_gain_db < 0:
                 bar.write(f"audiosr-plug: {dst}: lowered by {-res.output_gain_db:.2f} dB for the "
                           "whole file so the added high band does not clip", file=sys.stderr)
-        except AudioSRError as exc:
-            failures.append((src, str(exc)))
-            bar.write(f"audiosr-plug: error: {exc}", file=sys.stderr)
-    bar.close()
-    print(f"{done} enhanced, {skipped} skipped (output exists; --overwrite to redo), "
-          f"{len(failures)} failed", file=sys.stderr)
-    for src, why in failures:
-        print(f"  failed: {src}: {why}", file=sys.stderr)
-    return EXIT_FAILED if failures else EXIT_OK
+    finally:
+        bar.close()
+        interrupted = len(report) < len(jobs) or any("result" not in e for e in report)
+        for entry in report:
+            entry.setdefault("result", "interrupted")
+        counts = {k: sum(e["result"] == k for e in report)
+                  for k in ("processed", "skipped", "failed")}
+        if args.report:
+            args.report.write_text(json.dumps({
+                "model": args.model, "options": asdict(options), "counts": counts,
+                "interrupted": interrupted, "files": report}, indent=2) + "\n")
+    print(f"{counts['processed']} enhanced, {counts['skipped']} skipped (output exists; "
+          f"--overwrite to redo), {counts['failed']} failed", file=sys.stderr)
+    for entry in report:
+        if entry["result"] == "failed":
+            print(f"  failed: {entry['input']}: {entry['reason']}", file=sys.stderr)
+    return EXIT_FAILED if counts["failed"] else EXIT_OK
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
@@ -179,8 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser(
         "info", help="show rate, level and detected bandwidth of audio files",
         description="Per file and channel: sample rate, duration, sample type, peak and RMS "
-                    "level, the detected bandwidth (0.985 cumulative-energy rule at 48 kHz) and "
-                    "whether enhancement would change it. Exit code 1 if any file failed.")
+                    "level, the bandwidth (where the spectrum falls off a cliff; --json also gives "
+                    "the official 0.985 cumulative-energy point) and whether enhancement would "
+                    "change it. Exit code 1 if any file failed.")
     info.add_argument("files", nargs="+", metavar="FILE", help="audio files (WAV/FLAC/OGG/MP3)")
     info.add_argument("--json", action="store_true", help="print one JSON document instead")
     info.set_defaults(func=cmd_info)
@@ -191,12 +251,20 @@ def build_parser() -> argparse.ArgumentParser:
                     "structure is mirrored). Existing outputs are skipped unless --overwrite, so "
                     "an interrupted run resumes; inputs are never overwritten. A failed file is "
                     "reported and the run goes on; the exit code is 1 if any file failed.")
-    enh.add_argument("inputs", nargs="+", metavar="IN", help="audio files or folders")
+    enh.add_argument("inputs", nargs="*", metavar="IN", help="audio files or folders")
+    enh.add_argument("--list", metavar="FILE",
+                     help="also read inputs from FILE, one path per line ('-' = stdin)")
+    enh.add_argument("--ext", type=_extensions, default=None, metavar="EXT[,EXT]",
+                     help="only these extensions when searching folders, e.g. wav,flac "
+                          "(default: every supported one)")
     enh.add_argument("-o", "--output-dir", type=Path, required=True, metavar="OUTDIR")
-    enh.add_argument("--model", default="basic",
-                     help="basic | speech | converted folder | official checkpoint file "
-                          "(default: basic; official weights download on first use)")
-    enh.add_argument("--steps", type=int, default=50, help="diffusion steps (default 50)")
+    enh.add_argument("--model", default="lite",
+                     help="lite (packaged CPU model, offline, default) | basic | speech "
+                          "(official diffusion weights, downloaded on first use) | converted "
+                          "folder | official checkpoint file")
+    enh.add_argument("--steps", type=int, default=50,
+                     help="diffusion steps (default 50; the options down to --dtype apply to "
+                          "the diffusion models, not to lite)")
     enh.add_argument("--guidance-scale", type=float, default=3.5,
                      help="classifier-free guidance scale (default 3.5)")
     enh.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
@@ -206,7 +274,13 @@ def build_parser() -> argparse.ArgumentParser:
     enh.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
                      help="network precision (default float32)")
     enh.add_argument("--format", choices=("wav", "flac"), default="wav",
-                     help="output container (default wav, 24-bit)")
+                     help="output container (default wav)")
+    enh.add_argument("--subtype", default=None,
+                     help="sample type: PCM_16, PCM_24 (default) or FLOAT (wav only)")
+    enh.add_argument("--mono", action="store_true",
+                     help="downmix to one channel first (default: every channel is enhanced)")
+    enh.add_argument("--report", type=Path, default=None, metavar="JSON",
+                     help="write a JSON report: settings, counts, every file's result")
     enh.add_argument("--overwrite", action="store_true", help="redo outputs that exist")
     enh.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     enh.set_defaults(func=cmd_enhance)
@@ -225,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``audiosr-plug``; returns the process exit code."""
     args = build_parser().parse_args(argv)
+    previous = _interrupt_on_sigterm()
     try:
         return args.func(args)
     except AudioSRError as exc:
@@ -233,6 +308,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("audiosr-plug: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt_on_sigterm():
+    """Make SIGTERM (``kill``) stop a run like Ctrl-C, so no partial output is left behind.
+    Returns the previous handler (None when not in the main thread)."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:        # not the main thread
+        return None
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -111,3 +112,93 @@ def test_enhance_refuses_bad_options_and_writing_over_inputs(tiny_model_dir, tmp
     assert code == 1
     assert "would overwrite an input file" in capsys.readouterr().err
     assert sf.read(src)[0].shape == (800,)
+
+
+# ------------------------------------------------------------- folder runs with the lite model
+def write_band_limited(path, rate=16000, seconds=1.0, channels=1, seed=0):
+    rng = np.random.default_rng(seed)
+    x = 0.1 * rng.standard_normal((int(rate * seconds), channels))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, x, rate, subtype="VORBIS" if path.suffix == ".ogg" else "PCM_16")
+    return path
+
+
+def test_list_file_extension_filter_report_mono_and_subtype(tmp_path, capsys):
+    src = tmp_path / "in"
+    write_band_limited(src / "a.wav", channels=2)
+    write_band_limited(src / "deep" / "b.flac", seed=1)
+    write_band_limited(src / "c.ogg", seed=2)
+    extra = write_band_limited(tmp_path / "elsewhere" / "d.wav", rate=22050, seed=3)
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"# one path per line\n{extra}\n\n")
+    out, report = tmp_path / "out", tmp_path / "run.json"
+    code = main(["enhance", str(src), "--list", str(listing), "--ext", "wav,flac", "-o", str(out),
+                 "--mono", "--subtype", "16", "--report", str(report), "-q"])
+    assert code == 0, capsys.readouterr().err
+    data = json.loads(report.read_text())
+    assert data["counts"] == {"processed": 3, "skipped": 0, "failed": 0}
+    assert not data["interrupted"] and data["options"]["channels"] == "mono"
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.wav")) == [
+        "d.wav", "in/a.wav", "in/deep/b.wav"]                     # c.ogg filtered out
+    info = sf.info(out / "in" / "a.wav")
+    assert info.channels == 1 and info.subtype == "PCM_16" and info.samplerate == 48000
+    assert info.frames == 48000
+    assert {f["result"] for f in data["files"]} == {"processed"}
+
+
+def test_bad_extension_and_missing_list_are_usage_errors(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["enhance", str(tmp_path), "-o", str(tmp_path / "o"), "--ext", "docx"])
+    assert exc.value.code == 2 and "unsupported extension" in capsys.readouterr().err
+    assert main(["enhance", "--list", str(tmp_path / "nope.txt"), "-o", str(tmp_path)]) == 2
+    assert "cannot read list file" in capsys.readouterr().err
+
+
+def test_bad_files_are_reported_and_the_rest_processed(tmp_path, capsys):
+    src = tmp_path / "in"
+    write_band_limited(src / "good.wav")
+    (src / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEgarbage" * 4)
+    (src / "empty.wav").write_bytes(b"")
+    nan = np.full((4000, 1), np.nan)
+    sf.write(src / "nan.wav", nan, 16000, subtype="FLOAT")
+    write_band_limited(src / "slow.wav", rate=2000)
+    report = tmp_path / "run.json"
+    assert main(["enhance", str(src), "-o", str(tmp_path / "out"), "--report", str(report),
+                 "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "1 enhanced, 0 skipped" in err and "4 failed" in err and "Traceback" not in err
+    reasons = {Path(f["input"]).name: f.get("reason", "") for f in json.loads(
+        report.read_text())["files"]}
+    assert "cannot be decoded" in reasons["corrupt.wav"]
+    assert "empty" in reasons["empty.wav"] or "no audio" in reasons["empty.wav"]
+    assert "NaN" in reasons["nan.wav"]
+    assert "2000 Hz" in reasons["slow.wav"]
+    assert reasons["good.wav"] == ""
+    assert sorted(p.name for p in (tmp_path / "out" / "in").iterdir()) == ["good.wav"]
+
+
+def test_interrupted_run_leaves_no_partial_files_and_resumes(tmp_path):
+    import signal
+    import time
+
+    src = tmp_path / "in"
+    for i in range(12):
+        write_band_limited(src / f"f{i:02d}.wav", seconds=20.0, seed=i)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "audiosr_core", "enhance", str(src), "-o", str(out), "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(out.rglob("*.wav")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err
+    done = sorted(p.name for p in out.rglob("*") if p.is_file())
+    assert done and all(name.endswith(".wav") and not name.startswith(".") for name in done)
+    assert len(done) < 12                                  # stopped half-way
+    for p in out.rglob("*.wav"):
+        assert sf.info(p).frames == 20 * 48000             # complete files only
+    report = tmp_path / "run.json"
+    assert main(["enhance", str(src), "-o", str(out), "-q", "--report", str(report)]) == 0
+    counts = json.loads(report.read_text())["counts"]
+    assert counts == {"processed": 12 - len(done), "skipped": len(done), "failed": 0}
