@@ -22,7 +22,7 @@ import math
 import os
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,8 @@ __all__ = [
     "load",
     "validate_array",
     "check_subtype",
+    "atomic_writer",
+    "Reader48",
     "resample",
     "official_normalize",
     "peak_dbfs",
@@ -753,16 +755,42 @@ def save(
         The file could not be written (disk full, permissions, encoder error).
     """
     name = os.fspath(path)
-    dest = Path(name)
+    sub = _resolve_subtype(subtype, _save_format(Path(name)), name)
+    data = validate_array(audio, sample_rate, name=name)
+    with atomic_writer(path, sample_rate, data.shape[0], sub, input_paths) as write:
+        write(data)
+    return Path(name)
+
+
+def _save_format(dest: Path) -> str:
     fmt = _SAVE_FORMATS.get(dest.suffix.lower())
     if fmt is None:
-        raise _error(
-            name,
-            f"cannot write extension '{dest.suffix}'",
-            "choose a file name ending in .wav or .flac",
-        )
+        raise _error(os.fspath(dest), f"cannot write extension '{dest.suffix}'",
+                     "choose a file name ending in .wav or .flac")
+    return fmt
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike[str], sample_rate: int, channels: int,
+                  subtype: str | int | None = None,
+                  input_paths: Iterable[str | os.PathLike[str]] = ()
+                  ) -> Iterator[Callable[[np.ndarray], None]]:
+    """Write a WAV/FLAC file block by block, atomically: the rules of :func:`save`.
+
+    Yields ``write(block)`` for float ``[channels, samples]`` blocks (quantised like
+    :func:`save`). ``path`` appears, complete, only when the ``with`` block ends without an
+    exception; on any exception (``KeyboardInterrupt`` included) the temporary file is removed.
+
+    Examples
+    --------
+    >>> with atomic_writer("out.wav", 48000, 2) as write:       # doctest: +SKIP
+    ...     for block in blocks:
+    ...         write(block)
+    """
+    name = os.fspath(path)
+    dest = Path(name)
+    fmt = _save_format(dest)
     sub = _resolve_subtype(subtype, fmt, name)
-    data = validate_array(audio, sample_rate, name=name)
     if isinstance(input_paths, (str, os.PathLike)):
         input_paths = [input_paths]
     for inp in input_paths:
@@ -774,7 +802,6 @@ def save(
             )
     if dest.is_dir():
         raise _error(name, "is an existing folder", "give a file name ending in .wav or .flac")
-    frames = _encode(data, sub)
     tmp: Path | None = None
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -785,7 +812,9 @@ def save(
                 break
             except FileExistsError:
                 continue
-        sf.write(os.fspath(tmp), frames, int(sample_rate), subtype=sub, format=fmt)
+        with sf.SoundFile(os.fspath(tmp), "w", int(sample_rate), int(channels), sub,
+                          format=fmt) as f:
+            yield lambda block: f.write(_encode(np.asarray(block, np.float32), sub))
         fd = os.open(tmp, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -804,7 +833,6 @@ def save(
             ) from exc
         raise
     _fsync_dir(dest.parent)
-    return dest
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -815,3 +843,63 @@ def _fsync_dir(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+class Reader48:
+    """Read a file as 48 kHz float32 ``[channels, samples]`` blocks in bounded memory.
+
+    Any span of the 48 kHz signal can be read; it is resampled (soxr VHQ) from a chunk of the
+    file starting on a sample where both rates' grids meet and with :attr:`MARGIN` samples
+    of context on each side, so blocks agree with resampling the whole file (up to soxr's
+    chunk-edge effects, which fall inside the margin). The file is validated like
+    :func:`load`: header errors on opening, NaN/Inf in the block that holds them.
+
+    Examples
+    --------
+    >>> with Reader48("long.flac") as reader:                   # doctest: +SKIP
+    ...     block = reader.read(0, 48000)                          # first second, 48 kHz
+    """
+
+    MARGIN = 4800
+    """Resampler context on each side of a chunk, 48 kHz samples (0.1 s)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.meta = info(path)
+        self.name = os.fspath(path)
+        self.rate = self.meta.sample_rate
+        self.channels = self.meta.channels
+        self.length = round(self.meta.frames * TARGET_SAMPLE_RATE / self.rate)
+        self._step = self.rate // math.gcd(self.rate, TARGET_SAMPLE_RATE)
+        self._file = sf.SoundFile(self.name)
+
+    def __enter__(self) -> Reader48:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """The 48 kHz samples ``[start, stop)`` (zeros past the end), float32."""
+        out = np.zeros((self.channels, stop - start), np.float32)
+        if self.rate == TARGET_SAMPLE_RATE:
+            block = self._source(start, min(stop, self.meta.frames))
+            out[:, :block.shape[1]] = block
+            return out
+        first = max(0, start - self.MARGIN) * self.rate // TARGET_SAMPLE_RATE
+        first -= first % self._step                      # output grid: first * 48000 / rate
+        last = min(self.meta.frames,
+                   math.ceil((stop + self.MARGIN) * self.rate / TARGET_SAMPLE_RATE) + 1)
+        up = resample(self._source(first, last), self.rate, TARGET_SAMPLE_RATE)
+        offset = first * TARGET_SAMPLE_RATE // self.rate
+        part = up[:, start - offset:stop - offset]
+        out[:, :part.shape[1]] = part[:, :min(part.shape[1], self.length - start)]
+        return out
+
+    def _source(self, first: int, last: int) -> np.ndarray:
+        self._file.seek(first)
+        block = self._file.read(max(0, last - first), dtype="float32", always_2d=True).T
+        _check_finite(self.name, block, self.rate)
+        return np.ascontiguousarray(block)

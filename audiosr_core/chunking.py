@@ -43,7 +43,8 @@ class Window:
     seg_stop: int
 
 
-def plan_windows(n: int, segment: int, context: int, crossfade: int) -> list[Window]:
+def plan_windows(n: int, segment: int, context: int, crossfade: int,
+                 align: int = 1) -> list[Window]:
     """Cover ``n`` samples with windows of ``segment - 2 * context`` samples.
 
     Windows step by ``span - crossfade``; the last one is moved back to end at ``n`` so that no
@@ -60,28 +61,71 @@ def plan_windows(n: int, segment: int, context: int, crossfade: int) -> list[Win
         Samples of context on each side of a window.
     crossfade : int
         Minimum overlap of adjacent windows.
+    align : int
+        Window starts are multiples of ``align`` (the last window grows a little to still end
+        at ``n``); with ``context`` and ``crossfade`` multiples of it too, every segment starts
+        on the grid, e.g. an STFT hop so that segment frames coincide with the whole signal's.
     """
     if n <= segment:
         return [Window(0, n, 0, n)]
     span = segment - 2 * context
-    if span <= crossfade or crossfade < 0 or context < 0:
+    if span <= crossfade or crossfade < 0 or context < 0 or align < 1:
         raise ValueError(f"segment {segment} leaves no room for context {context} and "
                          f"crossfade {crossfade}")
-    starts = list(range(0, n - span, span - crossfade)) + [n - span]
+    step = max(align, (span - crossfade) // align * align)
+    last = (n - span) // align * align
+    starts = list(range(0, last, step)) + [last]
     if len(starts) > 1 and starts[-2] >= starts[-1]:
         starts.pop(-2)
-    return [Window(s, s + span, max(0, s - context), min(n, s + span + context)) for s in starts]
+    stops = [s + span for s in starts[:-1]] + [n]
+    return [Window(s, e, max(0, s - context), min(n, e + context))
+            for s, e in zip(starts, stops, strict=True)]
+
+
+def window_weight(windows: list[Window], i: int) -> np.ndarray:
+    """Crossfade weight of window ``i`` over its ``[start, stop)``; weights sum to 1."""
+    w = windows[i]
+    weight = np.ones(w.stop - w.start, np.float32)
+    if i > 0:
+        overlap = windows[i - 1].stop - w.start
+        weight[:overlap] *= raised_cosine(overlap)
+    if i + 1 < len(windows):
+        overlap = w.stop - windows[i + 1].start
+        weight[-overlap:] *= 1.0 - raised_cosine(overlap)
+    return weight
 
 
 def window_weights(windows: list[Window]) -> list[np.ndarray]:
-    """Crossfade weights of each window over its ``[start, stop)``; they sum to 1 everywhere."""
-    weights = [np.ones(w.stop - w.start, np.float32) for w in windows]
-    for i in range(1, len(windows)):
-        overlap = windows[i - 1].stop - windows[i].start
-        fade = raised_cosine(overlap)
-        weights[i][:overlap] *= fade
-        weights[i - 1][-overlap:] *= 1.0 - fade
-    return weights
+    """Crossfade weights of every window (see :func:`window_weight`)."""
+    return [window_weight(windows, i) for i in range(len(windows))]
+
+
+def overlap_add_stream(read: Callable[[int, int], np.ndarray], windows: list[Window],
+                       process: Callable[[int, np.ndarray], np.ndarray],
+                       write: Callable[[np.ndarray], None]) -> None:
+    """Window-by-window processing in bounded memory.
+
+    ``read(a, b)`` returns ``[channels, b - a]`` input samples, ``process(index, segment)``
+    returns an array of the segment's shape, and ``write(block)`` receives the joined output
+    in order, each sample once, as soon as no later window overlaps it. Memory holds one
+    segment and one crossfade.
+    """
+    pending: np.ndarray | None = None      # output from ``done`` on, still open to fades
+    done = 0
+    for i, w in enumerate(windows):
+        seg = process(i, read(w.seg_start, w.seg_stop))
+        if seg.ndim != 2 or seg.shape[1] != w.seg_stop - w.seg_start:
+            raise ValueError(f"process returned shape {seg.shape} for a segment of "
+                             f"{w.seg_stop - w.seg_start} samples")
+        part = window_weight(windows, i) * seg[:, w.start - w.seg_start:w.stop - w.seg_start]
+        if pending is None:
+            pending = np.zeros((seg.shape[0], 0), np.float32)
+        grown = np.zeros((seg.shape[0], w.stop - done), np.float32)
+        grown[:, :pending.shape[1]] = pending
+        grown[:, w.start - done:] += part
+        final = (windows[i + 1].start if i + 1 < len(windows) else w.stop) - done
+        write(grown[:, :final])
+        pending, done = grown[:, final:], done + final
 
 
 def overlap_add(signal: np.ndarray, windows: list[Window],
@@ -93,10 +137,12 @@ def overlap_add(signal: np.ndarray, windows: list[Window],
     output.
     """
     out = np.zeros_like(signal, dtype=np.float32)
-    for i, (w, weight) in enumerate(zip(windows, window_weights(windows), strict=True)):
-        seg = process(i, signal[:, w.seg_start:w.seg_stop])
-        if seg.shape != (signal.shape[0], w.seg_stop - w.seg_start):
-            raise ValueError(f"process returned shape {seg.shape} for a segment of "
-                             f"{w.seg_stop - w.seg_start} samples")
-        out[:, w.start:w.stop] += weight * seg[:, w.start - w.seg_start:w.stop - w.seg_start]
+    written = 0
+
+    def write(block: np.ndarray) -> None:
+        nonlocal written
+        out[:, written:written + block.shape[1]] = block
+        written += block.shape[1]
+
+    overlap_add_stream(lambda a, b: signal[:, a:b], windows, process, write)
     return out

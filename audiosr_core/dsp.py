@@ -184,8 +184,17 @@ def magnitude_sum(wave: np.ndarray, block_frames: int = 4096) -> np.ndarray:
 
 def power_mean(wave: np.ndarray, block_frames: int = 4096) -> np.ndarray:
     """Mean over time of the feature STFT power ``|X|^2``, ``[1024]`` float32, bounded memory."""
-    n_frames = 1 + (wave.shape[-1] + 2 * (N_FFT // 2) - N_FFT) // HOP
-    return _spectrum_sum(wave, 2, block_frames) / max(n_frames, 1)
+    return _spectrum_sum(wave, 2, block_frames) / max(feature_frames(wave.shape[-1]), 1)
+
+
+def feature_frames(num_samples: int) -> int:
+    """Frames of the (centred) feature STFT of ``num_samples`` samples."""
+    return 1 + num_samples // HOP
+
+
+def power_sum(wave: np.ndarray, block_frames: int = 4096) -> np.ndarray:
+    """Sum over time of the feature STFT power ``|X|^2``, ``[1024]`` float32, bounded memory."""
+    return _spectrum_sum(wave, 2, block_frames)
 
 
 def _spectrum_sum(wave: np.ndarray, exponent: int, block_frames: int) -> np.ndarray:
@@ -307,15 +316,16 @@ def detect_cutoff(wave: np.ndarray, percentile: float = CUTOFF_PERCENTILE) -> Cu
     peak = float(np.max(np.abs(wave))) if wave.size else 0.0
     k = energy_cutoff_bin(magnitude_sum(wave), percentile)
     hz = k / 1024 * (SAMPLE_RATE / 2)
-    if peak < SILENCE_PEAK or k == 0:
-        status = "silent"
-    elif hz >= FULL_BAND_HZ:
-        status = "full-band"
-    elif hz < MIN_CUTOFF_HZ:
-        status = "low"
-    else:
-        status = "band-limited"
-    return Cutoff(k, hz, status)
+    return Cutoff(k, hz, "silent" if peak < SILENCE_PEAK or k == 0 else _band_status(hz))
+
+
+def _band_status(hz: float) -> str:
+    """Status of a non-silent input whose band ends at ``hz``."""
+    if hz >= FULL_BAND_HZ:
+        return "full-band"
+    if hz < MIN_CUTOFF_HZ:
+        return "low"
+    return "band-limited"
 
 
 def detect_band_edge(wave: np.ndarray, max_hz: float | None = None, drop_db: float = 30.0,
@@ -352,11 +362,17 @@ def detect_band_edge(wave: np.ndarray, max_hz: float | None = None, drop_db: flo
         ``bin`` is the first STFT bin above the band (the first bin to generate).
     """
     peak = float(np.max(np.abs(wave))) if wave.size else 0.0
+    return band_edge(power_mean(wave), peak, max_hz, drop_db, steep_db)
+
+
+def band_edge(power: np.ndarray, peak: float, max_hz: float | None = None,
+              drop_db: float = 30.0, steep_db: float = 8.0) -> Cutoff:
+    """:func:`detect_band_edge` from a long-term power spectrum ``[1024]`` and the peak
+    amplitude (so long files can be measured block by block)."""
     if peak < SILENCE_PEAK:
         return Cutoff(0, 0.0, "silent")
     bin_hz = SAMPLE_RATE / N_FFT
-    power = scipy.ndimage.uniform_filter1d(power_mean(wave).astype(np.float64), 5,
-                                           mode="nearest")
+    power = scipy.ndimage.uniform_filter1d(np.asarray(power, np.float64), 5, mode="nearest")
     db = 10 * np.log10(power + 1e-20)
     top = len(db) if max_hz is None else max(1, min(len(db), int(max_hz / bin_hz)))
     db = db[:top]
@@ -369,14 +385,7 @@ def detect_band_edge(wave: np.ndarray, max_hz: float | None = None, drop_db: flo
             while kc - 4 > 0 and db[kc - 4] - db[min(kc + 4, top - 1)] > steep_db:
                 kc -= 1
             break
-    hz = kc * bin_hz
-    if hz >= FULL_BAND_HZ:
-        status = "full-band"
-    elif hz < MIN_CUTOFF_HZ:
-        status = "low"
-    else:
-        status = "band-limited"
-    return Cutoff(kc, hz, status)
+    return Cutoff(kc, kc * bin_hz, _band_status(kc * bin_hz))
 
 
 def mel_cutoff_bin(log_mel: np.ndarray, percentile: float = CUTOFF_PERCENTILE) -> int:

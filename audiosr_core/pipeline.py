@@ -168,6 +168,8 @@ class EnhanceResult:
     filter_kinds: list[str] = field(default_factory=list)
     output_gain_db: float = 0.0
     """Gain applied to the whole file when saving so an integer format does not clip (<= 0)."""
+    streamed: bool = False
+    """True when a long file went from disk to disk in windows; ``audio`` is then empty."""
 
 
 class Enhancer:

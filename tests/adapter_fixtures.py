@@ -97,17 +97,20 @@ def _vae_and_scheduler() -> tuple[Any, Any]:
     return vae, scheduler
 
 
+#: The UNet sizes both AudioLDM test pipelines share.
+TINY_UNET = dict(sample_size=32, in_channels=4, out_channels=4, layers_per_block=1,
+                 block_out_channels=(16, 32), norm_num_groups=8, attention_head_dim=4,
+                 down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                 up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"))
+
+
 def tiny_audioldm() -> Any:
     """``AudioLDMPipeline`` (16 kHz, 4096 samples by default) with random weights."""
     diffusers = require("diffusers")
     transformers = require("transformers")
     vae, scheduler = _vae_and_scheduler()
     torch.manual_seed(0)
-    unet = diffusers.UNet2DConditionModel(
-        sample_size=32, in_channels=4, out_channels=4, layers_per_block=1,
-        block_out_channels=(16, 32), norm_num_groups=8, attention_head_dim=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=(16, 32),
+    unet = diffusers.UNet2DConditionModel(**TINY_UNET, cross_attention_dim=(16, 32),
         class_embed_type="simple_projection", projection_class_embeddings_input_dim=16,
         class_embeddings_concat=True)
     torch.manual_seed(0)
@@ -134,11 +137,7 @@ def tiny_audioldm2() -> Any:
     vae, scheduler = _vae_and_scheduler()
     torch.manual_seed(0)
     unet = diffusers.AudioLDM2UNet2DConditionModel(
-        sample_size=32, in_channels=4, out_channels=4, layers_per_block=1,
-        block_out_channels=(16, 32), norm_num_groups=8, attention_head_dim=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=([None, 16, 24], [None, 16, 24]))
+        **TINY_UNET, cross_attention_dim=([None, 16, 24], [None, 16, 24]))
     torch.manual_seed(0)
     text_config = transformers.ClapTextConfig(
         bos_token_id=0, eos_token_id=2, pad_token_id=1, vocab_size=100, hidden_size=16,

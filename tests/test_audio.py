@@ -431,15 +431,50 @@ def test_save_bad_requests(tmp_path):
 def test_save_is_atomic(tmp_path, monkeypatch, exc_type):
     dest = audio.save(tmp_path / "out.wav", np.full((1, 100), 0.5), 16000)
     before = dest.read_bytes()
-    real_write = sf.write
+    def failing_fsync(fd):  # the temporary file is complete, then something goes wrong
+        raise exc_type("simulated failure")
 
-    def failing_write(file, *args, **kwargs):
-        real_write(file, *args, **kwargs)  # the temporary file is complete ...
-        raise exc_type("simulated failure")  # ... and then something goes wrong
-
-    monkeypatch.setattr(audio.sf, "write", failing_write)
+    monkeypatch.setattr(audio.os, "fsync", failing_fsync)
     expected = AudioSRError if exc_type is RuntimeError else KeyboardInterrupt
     with pytest.raises(expected):
         audio.save(dest, np.zeros((2, 5000)), 48000)
     assert dest.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["out.wav"]
+
+
+def test_atomic_writer_blocks_and_interruption(tmp_path):
+    blocks = [np.full((2, 1000), 0.25 * k, np.float32) for k in range(3)]
+    with audio.atomic_writer(tmp_path / "s.flac", 48000, 2, "PCM_16") as write:
+        for block in blocks:
+            write(block)
+    data, rate = audio.load(tmp_path / "s.flac")
+    np.testing.assert_array_equal(data, np.concatenate(blocks, axis=1))
+    with pytest.raises(KeyboardInterrupt), audio.atomic_writer(tmp_path / "t.wav", 48000, 1) as w:
+        w(blocks[1][:1])
+        raise KeyboardInterrupt
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.flac"]
+
+
+@pytest.mark.parametrize("rate", [8000, 22050, 44100, 48000])
+def test_reader48_blocks_equal_whole_file_resampling(tmp_path, rate):
+    rng = np.random.default_rng(rate)
+    x = (0.1 * rng.standard_normal((2, rate * 5))).astype(np.float32)
+    sf.write(tmp_path / "x.wav", x.T, rate, subtype="FLOAT")
+    n = round(x.shape[1] * 48000 / rate)
+    whole = audio.resample(x, rate, 48000)[:, :n]
+    with audio.Reader48(tmp_path / "x.wav") as reader:
+        assert reader.length == n and reader.channels == 2
+        blocks = [reader.read(a, min(a + 37_003, n)) for a in range(0, n, 37_003)]
+        tail = reader.read(n - 10, n + 50)
+    np.testing.assert_allclose(np.concatenate(blocks, axis=1), whole, atol=1e-6)
+    assert tail.shape == (2, 60) and np.all(tail[:, 10:] == 0)
+
+
+def test_reader48_reports_nan_blocks(tmp_path):
+    x = np.zeros((48000, 1), np.float32)
+    x[30000] = np.nan
+    sf.write(tmp_path / "nan.wav", x, 48000, subtype="FLOAT")
+    with audio.Reader48(tmp_path / "nan.wav") as reader:
+        assert reader.read(0, 1000).shape == (1, 1000)
+        with pytest.raises(AudioInputError, match="nan.wav: contains 1 NaN/Inf sample"):
+            reader.read(20000, 40000)

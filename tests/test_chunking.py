@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from audiosr_core import AudioSR, audio, metrics
+from audiosr_core import AudioSR, audio, chunking, metrics
 from audiosr_core.chunking import overlap_add, plan_windows, window_weights
 from audiosr_core.models.audiosr import AudioSRConfig, AudioSRModel
 
@@ -68,3 +68,16 @@ def test_long_audio_has_no_seams_and_keeps_its_band(tiny):
             assert jumps[edge - 5:edge + 5].max() <= typical
             before, after = y[edge - block:edge], y[edge:edge + block]
             assert abs(audio.rms_dbfs(before) - audio.rms_dbfs(after)) < 1.0
+
+
+def test_streamed_overlap_add_writes_each_sample_once_in_order():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 50_000)).astype(np.float32)
+    windows = plan_windows(x.shape[-1], segment=9000, context=1024, crossfade=512, align=512)
+    assert all(w.start % 512 == 0 and w.seg_start % 512 == 0 for w in windows)
+    assert windows[-1].stop == x.shape[-1]
+    blocks = []
+    chunking.overlap_add_stream(lambda a, b: x[:, a:b], windows, lambda i, seg: 2 * seg,
+                                blocks.append)
+    np.testing.assert_allclose(np.concatenate(blocks, axis=1), 2 * x, atol=1e-5)
+    assert max(b.shape[1] for b in blocks) <= 9000

@@ -78,3 +78,50 @@ def test_reproduces_published_dev_scores(lite, quality, scores, devset_dir, clip
         diff = np.fft.rfft(out[0] - x48[0])
         freqs = np.fft.rfftfreq(out.shape[-1], 1 / 48000)
         assert np.abs(diff[freqs < edge - 1]).max() < 1e-4 * np.abs(np.fft.rfft(x48[0])).max()
+
+
+def test_three_minutes_streamed_equal_one_pass_without_seams(lite, tmp_path, monkeypatch):
+    """A 3-minute stereo file streamed in 20 s windows equals the one-pass result away from
+    the file ends, with no jump or level change at any window boundary."""
+    import soundfile as sf
+
+    from audiosr_core import audio, chunking
+
+    rate, seconds = 16000, 180
+    n = rate * seconds
+    t = np.arange(n) / rate
+    rng = np.random.default_rng(0)
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 0.3 * t)
+    left = envelope * (0.3 * np.sin(2 * np.pi * 220 * t * (1 + 0.01 * np.sin(t)))
+                       + 0.05 * rng.standard_normal(n))
+    right = 0.2 * np.sin(2 * np.pi * 330 * t) + 0.03 * rng.standard_normal(n)
+    src = tmp_path / "long.wav"
+    sf.write(src, np.stack([left, right], axis=1), rate, subtype="PCM_16")
+    one = lite.enhance_file(src, tmp_path / "one.wav", subtype="FLOAT")
+    monkeypatch.setattr(lite, "stream_above_s", 60.0)
+    monkeypatch.setattr(lite, "window_s", 20.0)
+    streamed = lite.enhance_file(src, tmp_path / "streamed.wav", subtype="FLOAT")
+    assert streamed.streamed and not one.streamed
+    assert streamed.cutoff_hz == one.cutoff_hz and streamed.status == ["enhanced"] * 2
+    a, rate_a = audio.load(tmp_path / "one.wav")
+    b, _ = audio.load(tmp_path / "streamed.wav")
+    assert rate_a == 48000 and a.shape == b.shape == (2, 48000 * seconds)   # exact duration
+    inner = slice(48000, -48000)
+    np.testing.assert_allclose(b[:, inner], a[:, inner], atol=2e-4)
+    windows = chunking.plan_windows(b.shape[1], int(20 * 48000), lite.CONTEXT, lite.CROSSFADE,
+                                    align=512)
+    assert len(windows) >= 9
+    jumps = np.abs(np.diff(b, axis=1))
+    for w in windows[1:]:
+        for edge in (w.start, windows[windows.index(w) - 1].stop):
+            near = jumps[:, edge - 240:edge + 240].max()
+            assert near <= 1.01 * jumps[:, edge - 4800:edge + 4800].max()
+            level = [20 * np.log10(np.sqrt(np.mean(y[:, edge - 2400:edge + 2400] ** 2)))
+                     for y in (a, b)]
+            assert abs(level[0] - level[1]) < 0.01
+    x48 = audio.resample(audio.load(src)[0], rate, 48000)
+    for c, edge in enumerate(streamed.cutoff_hz):
+        diff = np.fft.rfft(b[c] - x48[c, :b.shape[1]])
+        freqs = np.fft.rfftfreq(b.shape[1], 1 / 48000)
+        below = np.abs(diff[freqs < edge - 50]).max()
+        assert below < 1e-3 * np.abs(np.fft.rfft(x48[c])).max()      # the input band is kept

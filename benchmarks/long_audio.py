@@ -1,0 +1,97 @@
+"""Peak memory of ``enhance_file`` on long files: it must stay flat as the duration grows.
+
+For each duration, writes a synthetic 16 kHz stereo FLAC of that length (block by block, so
+the parent never holds it), then enhances it in a child process that reports its own peak
+RSS (``getrusage(RUSAGE_SELF).ru_maxrss``). Prints a Markdown table: duration, wall time, times
+real time, peak RSS, and whether the file was streamed.
+
+    .venv/bin/python benchmarks/long_audio.py                        # lite: 1, 10, 60 minutes
+    .venv/bin/python benchmarks/long_audio.py --minutes 1 10 --model lite
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+RATE = 16000
+
+
+def write_input(path: Path, minutes: float, seed: int = 0) -> None:
+    """A speech-like stereo file (gliding tones with syllable envelopes and noise)."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(seed)
+    n = int(minutes * 60 * RATE)
+    block = RATE * 30
+    with sf.SoundFile(path, "w", RATE, 2, "PCM_16", format="FLAC") as f:
+        for start in range(0, n, block):
+            t = np.arange(start, min(start + block, n)) / RATE
+            f0 = 150 + 40 * np.sin(2 * np.pi * 0.2 * t)
+            voice = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 12))
+            env = np.clip(np.sin(2 * np.pi * 3 * t), 0, 1)
+            left = 0.1 * env * voice + 0.01 * rng.standard_normal(t.size)
+            right = 0.08 * env * voice + 0.01 * rng.standard_normal(t.size)
+            f.write(np.stack([left, right], axis=1))
+
+
+def child(model: str, src: str, dst: str) -> None:
+    """Runs in the child: enhance one file and print a JSON line."""
+    from audiosr_core import AudioSR
+
+    sr = AudioSR.from_pretrained(model)
+    t0 = time.perf_counter()
+    res = sr.enhance_file(src, dst, overwrite=True)
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+    print(json.dumps({"seconds": time.perf_counter() - t0, "streamed": res.streamed,
+                      "status": res.status, "peak_gb": peak_gb}))
+
+
+def measure(model: str, minutes: float, folder: Path) -> dict:
+    src, dst = folder / f"in_{minutes:g}.flac", folder / f"out_{minutes:g}.wav"
+    write_input(src, minutes)
+    proc = subprocess.run([sys.executable, __file__, "--child", model, str(src), str(dst)],
+                          capture_output=True, text=True, check=True)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    src.unlink()
+    dst.unlink()
+    return {"minutes": minutes, **result}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="lite")
+    p.add_argument("--minutes", type=float, nargs="+", default=[1.0, 10.0, 60.0])
+    p.add_argument("--child", nargs=3, metavar=("MODEL", "SRC", "DST"), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        child(*args.child)
+        return 0
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for minutes in sorted(args.minutes):
+            rows.append(measure(args.model, minutes, Path(tmp)))
+            print(f"{minutes:g} min done", file=sys.stderr)
+    print(f"\nModel {args.model}; 16 kHz stereo FLAC -> 48 kHz 24-bit WAV; "
+          f"{platform.node()}.\n")
+    print("| input | enhance_file (s) | x real time | peak RSS (GB) | streamed |")
+    print("|---:|---:|---:|---:|:---:|")
+    for r in rows:
+        print(f"| {r['minutes']:g} min | {r['seconds']:.1f} | "
+              f"{r['minutes'] * 60 / r['seconds']:.0f} | {r['peak_gb']:.2f} | "
+              f"{'yes' if r['streamed'] else 'no'} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
