@@ -314,7 +314,14 @@ def detect_cutoff(wave: np.ndarray, percentile: float = CUTOFF_PERCENTILE) -> Cu
         ``[samples]`` float32 at 48 kHz.
     """
     peak = float(np.max(np.abs(wave))) if wave.size else 0.0
-    k = energy_cutoff_bin(magnitude_sum(wave), percentile)
+    return energy_cutoff(magnitude_sum(wave), peak, percentile)
+
+
+def energy_cutoff(magnitude: np.ndarray, peak: float,
+                  percentile: float = CUTOFF_PERCENTILE) -> Cutoff:
+    """:func:`detect_cutoff` from the summed magnitude spectrum ``[1024]`` and the peak
+    amplitude (so long files can be measured block by block)."""
+    k = energy_cutoff_bin(magnitude, percentile)
     hz = k / 1024 * (SAMPLE_RATE / 2)
     return Cutoff(k, hz, "silent" if peak < SILENCE_PEAK or k == 0 else _band_status(hz))
 

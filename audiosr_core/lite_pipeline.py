@@ -16,9 +16,8 @@ Example
 
 from __future__ import annotations
 
-import contextlib
 import os
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -28,13 +27,14 @@ from . import audio as audio_io
 from . import chunking, dsp
 from .models.lite import LiteModel, band_level, copy_up_index, log_power
 from .pipeline import (
-    HEADROOM_PEAK,
     OUTPUT_RATE,
     EnhanceOptions,
     Enhancer,
     EnhanceResult,
+    StreamPlan,
     _fit,
     _options,
+    blocks,
     output_length,
     select_channels,
 )
@@ -58,8 +58,6 @@ class LiteSR(Enhancer):
         Default CPU (the model is small; a GPU brings little).
     """
 
-    stream_above_s = 300.0
-    """Files longer than this (seconds) stream from disk to disk."""
     window_s = 60.0
     """Window of a streamed file, seconds (plus context on each side)."""
     CONTEXT = 96 * dsp.POST_HOP
@@ -126,57 +124,14 @@ class LiteSR(Enhancer):
                          / dsp.POST_N_FFT)
         return (np.asarray(wave48, dtype=np.float32) + added).astype(np.float32)
 
-    def enhance_file(self, input_path: str | os.PathLike[str],
-                     output_path: str | os.PathLike[str],
-                     options: EnhanceOptions | None = None, *, overwrite: bool = False,
-                     subtype: str | None = None, progress: bool = False,
-                     **kwargs: Any) -> EnhanceResult:
-        """Enhance one file (see :meth:`Enhancer.enhance_file`).
-
-        Files longer than :attr:`stream_above_s` stream from disk to disk in windows of
-        :attr:`window_s` (memory does not grow with the duration); their result's ``audio``
-        is empty (``[channels, 0]``) and ``streamed`` is True.
-        """
-        meta = audio_io.info(input_path)
-        if meta.duration_s <= self.stream_above_s:
-            return super().enhance_file(input_path, output_path, options, overwrite=overwrite,
-                                        subtype=subtype, progress=progress, **kwargs)
-        output_path = Path(output_path)
-        if output_path.exists() and not overwrite:
-            raise FileExistsError(f"{output_path} exists; pass overwrite=True to replace it")
-        opts = _options(options, kwargs)
-        with audio_io.Reader48(input_path) as reader:
-            read = lambda a, b: select_channels(reader.read(a, b), opts.channels)  # noqa: E731
-            cutoffs, levels = self._measure(read, reader.length,
-                                            min(reader.rate / 2, OUTPUT_RATE / 2))
-            # Windows on the STFT hop grid: their frames are the whole file's, so neighbouring
-            # windows generate the same high band and the crossfades join equal signals.
-            windows = chunking.plan_windows(reader.length, int(self.window_s * OUTPUT_RATE),
-                                            self.CONTEXT, self.CROSSFADE, align=dsp.POST_HOP)
-
-            def process(i: int, segment: np.ndarray) -> np.ndarray:
-                out = segment.copy()
-                for c, cut in enumerate(cutoffs):
-                    if cut.enhance:
-                        out[c] = self.extend(segment[c], cut.bin, levels[c])
-                return out
-
-            gain_db = _write_streamed(output_path, read, windows, process, len(cutoffs),
-                                      subtype, input_path, progress)
-        status = ["enhanced" if c.enhance else c.status for c in cutoffs]
-        seed = opts.seed if opts.seed is not None else 0
-        return EnhanceResult(np.zeros((len(cutoffs), 0), np.float32), OUTPUT_RATE,
-                             [c.hz for c in cutoffs], status, seed, output_gain_db=gain_db,
-                             streamed=True)
-
-    def _measure(self, read, length: int, max_hz: float
-                 ) -> tuple[list[dsp.Cutoff], list[float]]:
-        """Band edge and input-band level of every channel, block by block."""
-        block = int(self.window_s * OUTPUT_RATE)
+    def _stream_plan(self, read: Callable[[int, int], np.ndarray], length: int, rate: int,
+                     opts: EnhanceOptions, progress: bool) -> StreamPlan:
+        """Band edge and input-band level of every channel over the whole file, then windows
+        on the STFT hop grid: their frames are the whole file's, so neighbouring windows
+        generate the same high band and the crossfades join equal signals."""
         feature = post = None
         peak, frames = 0.0, 0
-        for start in range(0, length, block):
-            x = read(start, min(start + block, length))
+        for x in blocks(read, length, int(self.window_s * OUTPUT_RATE)):
             spec = np.stack([np.abs(dsp.stft(row)) ** 2 for row in x])      # [C, 1025, T]
             sums = np.stack([dsp.power_sum(row) for row in x])
             feature = sums if feature is None else feature + sums
@@ -184,10 +139,25 @@ class LiteSR(Enhancer):
             frames += spec.shape[-1]
             peak = max(peak, float(np.abs(x).max(initial=0.0)))
         feature /= max(dsp.feature_frames(length), 1)
-        cutoffs = [dsp.band_edge(f, peak, max_hz) for f in feature]
+        cutoffs = [dsp.band_edge(f, peak, min(rate / 2, OUTPUT_RATE / 2)) for f in feature]
         levels = [float(np.log10(p[:c.bin].mean() / frames + 2e-10)) if c.bin else 0.0
                   for p, c in zip(post, cutoffs, strict=True)]
-        return cutoffs, levels
+
+        def process(i: int, segment: np.ndarray) -> np.ndarray:
+            out = segment.copy()
+            for c, cut in enumerate(cutoffs):
+                if cut.enhance:
+                    out[c] = self.extend(segment[c], cut.bin, levels[c])
+            return out
+
+        windows = chunking.plan_windows(length, int(self.window_s * OUTPUT_RATE),
+                                        self.CONTEXT, self.CROSSFADE, align=dsp.POST_HOP)
+        seed = opts.seed if opts.seed is not None else 0
+        result = EnhanceResult(np.zeros((len(cutoffs), 0), np.float32), OUTPUT_RATE,
+                               [c.hz for c in cutoffs],
+                               ["enhanced" if c.enhance else c.status for c in cutoffs], seed,
+                               streamed=True)
+        return StreamPlan(windows, process, result)
 
     def _predict(self, logp: torch.Tensor, kc: torch.Tensor) -> torch.Tensor:
         """The network over ``[1, 1025, T]`` in blocks of frames (exact: the halo covers the
@@ -211,46 +181,3 @@ def highpass(wave: np.ndarray, cutoff_hz: float) -> np.ndarray:
     spectrum[:int(np.ceil(cutoff_hz * wave.shape[-1] / dsp.SAMPLE_RATE))] = 0
     return np.fft.irfft(spectrum, n=wave.shape[-1]).astype(np.float32)
 
-
-def _write_streamed(output_path: Path, read, windows: list, process, channels: int,
-                    subtype: str | None, input_path, progress: bool) -> float:
-    """Run the windows into a hidden float32 file, then write ``output_path`` atomically with
-    one gain for the whole file if the integer ``subtype`` would clip. Returns the gain, dB."""
-    import tempfile
-
-    from tqdm.auto import tqdm
-
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{output_path.name}.", suffix=".f32.wav",
-                                    dir=output_path.parent)
-    os.close(fd)
-    peak = 0.0
-    bar = tqdm(total=len(windows), desc="windows", unit="win", leave=False,
-               disable=not progress)
-    try:
-        with audio_io.atomic_writer(tmp_name, OUTPUT_RATE, channels, "FLOAT") as write_tmp:
-            def write(block: np.ndarray) -> None:
-                nonlocal peak
-                peak = max(peak, float(np.abs(block).max(initial=0.0)))
-                write_tmp(block)
-
-            def counted(i: int, segment: np.ndarray) -> np.ndarray:
-                out = process(i, segment)
-                bar.update(1)
-                return out
-
-            chunking.overlap_add_stream(read, windows, counted, write)
-        gain = 1.0
-        if audio_io.would_clip(np.array([[peak]], np.float32),
-                               subtype or audio_io.DEFAULT_SUBTYPE):
-            gain = HEADROOM_PEAK / peak
-        block = OUTPUT_RATE * 30
-        with audio_io.Reader48(tmp_name) as tmp, audio_io.atomic_writer(
-                output_path, OUTPUT_RATE, channels, subtype, [input_path]) as write_out:
-            for start in range(0, tmp.length, block):
-                write_out(tmp.read(start, min(start + block, tmp.length)) * np.float32(gain))
-    finally:
-        bar.close()
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-    return float(20 * np.log10(gain))

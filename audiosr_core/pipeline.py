@@ -15,8 +15,9 @@ Example
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,6 +185,9 @@ class Enhancer:
                 **kwargs: Any) -> EnhanceResult:
         raise NotImplementedError
 
+    stream_above_s = 300.0
+    """Files longer than this (seconds) go from disk to disk in windows (bounded memory)."""
+
     def enhance_file(self, input_path: str | os.PathLike[str], output_path: str | os.PathLike[str],
                      options: EnhanceOptions | None = None, *, overwrite: bool = False,
                      subtype: str | None = None, progress: bool = False,
@@ -193,12 +197,23 @@ class Enhancer:
         Refuses to write over ``input_path``; an existing ``output_path`` needs
         ``overwrite=True``. If the result would clip the integer ``subtype`` (default 24-bit),
         the whole file is scaled to a -0.1 dBFS peak and ``output_gain_db`` records the gain.
+        Files longer than :attr:`stream_above_s` stream from disk to disk in windows, so
+        memory does not grow with the duration; their result's ``audio`` is empty
+        (``[channels, 0]``) and ``streamed`` is True.
         """
         output_path = Path(output_path)
         if output_path.exists() and not overwrite:
             raise FileExistsError(f"{output_path} exists; pass overwrite=True to replace it")
+        opts = _options(options, kwargs)
+        if audio_io.info(input_path).duration_s > self.stream_above_s and self._streams(opts):
+            with audio_io.Reader48(input_path) as reader:
+                read = lambda a, b: select_channels(reader.read(a, b), opts.channels)  # noqa
+                plan = self._stream_plan(read, reader.length, reader.rate, opts, progress)
+                gain_db = write_streamed(output_path, read, plan, subtype, input_path, progress)
+            plan.result.output_gain_db = gain_db
+            return plan.result
         samples, rate = audio_io.load(input_path)
-        res = self.enhance(samples, rate, options, progress=progress, **kwargs)
+        res = self.enhance(samples, rate, opts, progress=progress)
         if audio_io.would_clip(res.audio, subtype or audio_io.DEFAULT_SUBTYPE):
             # The added band can push peaks past full scale: one gain for the whole file,
             # never hard clipping. ``res.output_gain_db`` says how much.
@@ -208,6 +223,78 @@ class Enhancer:
         audio_io.save(output_path, res.audio, OUTPUT_RATE, subtype=subtype,
                       input_paths=[input_path])
         return res
+
+    def _streams(self, opts: EnhanceOptions) -> bool:
+        """Whether a long file can be streamed with these options."""
+        return True
+
+    def _stream_plan(self, read: Callable[[int, int], np.ndarray], length: int, rate: int,
+                     opts: EnhanceOptions, progress: bool) -> StreamPlan:
+        """Measure the whole file through ``read`` and return the windows to run."""
+        raise NotImplementedError
+
+
+@dataclass
+class StreamPlan:
+    """How a long file is processed: its windows, what each becomes, and the result to report
+    (``audio`` empty)."""
+
+    windows: list[chunking.Window]
+    process: Callable[[int, np.ndarray], np.ndarray]
+    result: EnhanceResult
+
+
+def blocks(read: Callable[[int, int], np.ndarray], length: int,
+           size: int = 60 * OUTPUT_RATE) -> Iterator[np.ndarray]:
+    """``read`` the whole ``[0, length)`` in consecutive blocks of ``size`` samples."""
+    for start in range(0, length, size):
+        yield read(start, min(start + size, length))
+
+
+def write_streamed(output_path: Path, read: Callable[[int, int], np.ndarray], plan: StreamPlan,
+                   subtype: str | None, input_path: str | os.PathLike[str],
+                   progress: bool) -> float:
+    """Run ``plan``'s windows into a hidden float32 file, then write ``output_path`` atomically
+    with one gain for the whole file if the integer ``subtype`` would clip. Returns the gain
+    in dB (0 or negative)."""
+    import tempfile
+
+    from tqdm.auto import tqdm
+
+    channels = len(plan.result.status)
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{output_path.name}.", suffix=".f32.wav",
+                                    dir=output_path.parent)
+    os.close(fd)
+    peak = 0.0
+    bar = tqdm(total=len(plan.windows), desc="windows", unit="win", leave=False,
+               disable=not progress)
+    try:
+        with audio_io.atomic_writer(tmp_name, OUTPUT_RATE, channels, "FLOAT") as write_tmp:
+            def write(block: np.ndarray) -> None:
+                nonlocal peak
+                peak = max(peak, float(np.abs(block).max(initial=0.0)))
+                write_tmp(block)
+
+            def counted(i: int, segment: np.ndarray) -> np.ndarray:
+                out = plan.process(i, segment)
+                bar.update(1)
+                return out
+
+            chunking.overlap_add_stream(read, plan.windows, counted, write)
+        gain = 1.0
+        if audio_io.would_clip(np.array([[peak]], np.float32),
+                               subtype or audio_io.DEFAULT_SUBTYPE):
+            gain = HEADROOM_PEAK / peak
+        with audio_io.Reader48(tmp_name) as tmp, audio_io.atomic_writer(
+                output_path, OUTPUT_RATE, channels, subtype, [input_path]) as write_out:
+            for block in blocks(tmp.read, tmp.length, 30 * OUTPUT_RATE):
+                write_out(block * np.float32(gain))
+    finally:
+        bar.close()
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+    return float(20 * np.log10(gain))
 
 
 class AudioSR(Enhancer):
@@ -402,14 +489,61 @@ class AudioSR(Enhancer):
                                   + np.float32(1e-8))
         windows = chunking.plan_windows(x48.shape[-1], self.segment, self.context,
                                         self.crossfade)
+        process = self._window_process(mean, gain, cutoffs, kinds, opts, seed, progress)
+        return chunking.overlap_add(x48, windows, process)
 
+    def _window_process(self, mean: np.ndarray, gain: np.ndarray, cutoffs: list[dsp.Cutoff],
+                        kinds: list[str], opts: EnhanceOptions, seed: int,
+                        progress: bool) -> Callable[[int, np.ndarray], np.ndarray]:
+        """``process(i, segment)`` of window ``i``: the file's ``mean`` and ``gain`` ``[B, 1]``
+        normalise it, the model runs with the window's own seed, the level is restored."""
         def process(i: int, segment: np.ndarray) -> np.ndarray:
             window_seed = seed if i == 0 else int(np.random.SeedSequence([seed, i])
                                                   .generate_state(1)[0] % 2**31)
-            y = self._run_model(segment, kinds, opts, window_seed, progress, cutoffs=cutoffs)
-            return y[:, :segment.shape[-1]]
+            y = self._run_model((segment - mean) * gain, kinds, opts, window_seed, progress,
+                                cutoffs=cutoffs)
+            return y[:, :segment.shape[-1]] / gain + mean
 
-        return chunking.overlap_add((x48 - mean) * gain, windows, process) / gain + mean
+        return process
+
+    def _streams(self, opts: EnhanceOptions) -> bool:
+        return opts.output_level != "official"      # the official flow is one padded pass
+
+    def _stream_plan(self, read: Callable[[int, int], np.ndarray], length: int, rate: int,
+                     opts: EnhanceOptions, progress: bool) -> StreamPlan:
+        seed = opts.seed if opts.seed is not None else int(np.random.SeedSequence().entropy
+                                                           % 2**31)
+        total = low = high = magnitude = None
+        for block in blocks(read, length):
+            mags = np.stack([dsp.magnitude_sum(row) for row in block])
+            if total is None:
+                total, low, high = np.zeros(len(block)), block.min(-1), block.max(-1)
+                magnitude = np.zeros_like(mags)
+            total += block.sum(-1, dtype=np.float64)
+            low, high = np.minimum(low, block.min(-1)), np.maximum(high, block.max(-1))
+            magnitude += mags
+        peak = np.maximum(np.abs(low), np.abs(high))
+        cutoffs = [dsp.energy_cutoff(m, float(p)) for m, p in zip(magnitude, peak, strict=True)]
+        active = [i for i, c in enumerate(cutoffs) if c.enhance]
+        kind = _official_filter_draw(seed) if opts.filter_kind == "random" else opts.filter_kind
+        mean = (total / max(length, 1)).astype(np.float32)[:, None]
+        spread = np.maximum(high[:, None] - mean, mean - low[:, None])
+        gain = np.float32(0.5) / (spread + np.float32(1e-8))
+        run = self._window_process(mean[active], gain[active], [cutoffs[i] for i in active],
+                                   [kind] * len(active), opts, seed, progress)
+
+        def process(i: int, segment: np.ndarray) -> np.ndarray:
+            out = segment.copy()
+            if active:
+                out[active] = run(i, segment[active])
+            return out
+
+        windows = chunking.plan_windows(length, self.segment, self.context, self.crossfade)
+        result = EnhanceResult(np.zeros((len(cutoffs), 0), np.float32), OUTPUT_RATE,
+                               [c.hz for c in cutoffs],
+                               ["enhanced" if c.enhance else c.status for c in cutoffs], seed,
+                               [kind if c.enhance else "" for c in cutoffs], streamed=True)
+        return StreamPlan(windows, process, result)
 
     def _run_model(self, x48: np.ndarray, kinds: list[str], opts: EnhanceOptions, seed: int,
                    progress: bool, cutoffs: list[dsp.Cutoff] | None = None) -> np.ndarray:

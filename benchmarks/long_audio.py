@@ -6,7 +6,11 @@ RSS (``getrusage(RUSAGE_SELF).ru_maxrss``). Prints a Markdown table: duration, w
 real time, peak RSS, and whether the file was streamed.
 
     .venv/bin/python benchmarks/long_audio.py                        # lite: 1, 10, 60 minutes
-    .venv/bin/python benchmarks/long_audio.py --minutes 1 10 --model lite
+    .venv/bin/python benchmarks/long_audio.py --model tiny --steps 2  # tiny random diffusion
+
+``--model tiny`` is the official architecture at the parity fixture's widths with random
+weights (``AudioSRConfig.tiny()``), saved to a temporary folder: it runs every stage of the
+diffusion pipeline cheaply, which is what the memory profile depends on.
 """
 
 from __future__ import annotations
@@ -45,23 +49,33 @@ def write_input(path: Path, minutes: float, seed: int = 0) -> None:
             f.write(np.stack([left, right], axis=1))
 
 
-def child(model: str, src: str, dst: str) -> None:
+def child(model: str, src: str, dst: str, steps: int) -> None:
     """Runs in the child: enhance one file and print a JSON line."""
     from audiosr_core import AudioSR
 
     sr = AudioSR.from_pretrained(model)
     t0 = time.perf_counter()
-    res = sr.enhance_file(src, dst, overwrite=True)
+    res = sr.enhance_file(src, dst, overwrite=True, steps=steps)
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
     print(json.dumps({"seconds": time.perf_counter() - t0, "streamed": res.streamed,
                       "status": res.status, "peak_gb": peak_gb}))
 
 
-def measure(model: str, minutes: float, folder: Path) -> dict:
+def tiny_model(folder: Path) -> str:
+    """A random-weight AudioSR at the parity fixture's widths, saved in ``folder``."""
+    import torch
+
+    from audiosr_core.models.audiosr import AudioSRConfig, AudioSRModel
+
+    torch.manual_seed(0)
+    return str(AudioSRModel(AudioSRConfig.tiny()).save_pretrained(folder / "tiny"))
+
+
+def measure(model: str, minutes: float, folder: Path, steps: int) -> dict:
     src, dst = folder / f"in_{minutes:g}.flac", folder / f"out_{minutes:g}.wav"
     write_input(src, minutes)
-    proc = subprocess.run([sys.executable, __file__, "--child", model, str(src), str(dst)],
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run([sys.executable, __file__, "--child", model, str(src), str(dst),
+                           str(steps)], capture_output=True, text=True, check=True)
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     src.unlink()
     dst.unlink()
@@ -70,20 +84,23 @@ def measure(model: str, minutes: float, folder: Path) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="lite")
+    p.add_argument("--model", default="lite", help="lite, tiny, or a model name/folder")
+    p.add_argument("--steps", type=int, default=50, help="diffusion steps (diffusion models)")
     p.add_argument("--minutes", type=float, nargs="+", default=[1.0, 10.0, 60.0])
-    p.add_argument("--child", nargs=3, metavar=("MODEL", "SRC", "DST"), help=argparse.SUPPRESS)
+    p.add_argument("--child", nargs=4, metavar=("MODEL", "SRC", "DST", "STEPS"),
+                   help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
-        child(*args.child)
+        child(*args.child[:3], int(args.child[3]))
         return 0
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        model = tiny_model(Path(tmp)) if args.model == "tiny" else args.model
         for minutes in sorted(args.minutes):
-            rows.append(measure(args.model, minutes, Path(tmp)))
+            rows.append(measure(model, minutes, Path(tmp), args.steps))
             print(f"{minutes:g} min done", file=sys.stderr)
-    print(f"\nModel {args.model}; 16 kHz stereo FLAC -> 48 kHz 24-bit WAV; "
-          f"{platform.node()}.\n")
+    print(f"\nModel {args.model} ({args.steps} steps for diffusion); 16 kHz stereo FLAC -> "
+          f"48 kHz 24-bit WAV; {platform.node()}.\n")
     print("| input | enhance_file (s) | x real time | peak RSS (GB) | streamed |")
     print("|---:|---:|---:|---:|:---:|")
     for r in rows:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.signal
+import soundfile as sf
 
 from audiosr_core import AudioSR, EnhanceOptions, audio, metrics
 from audiosr_core.errors import AudioInputError
@@ -192,3 +193,23 @@ def test_enhance_file_applies_one_gain_instead_of_clipping(tiny, tmp_path):
     np.testing.assert_allclose(written, unclipped * 10 ** (res.output_gain_db / 20), atol=2e-6)
     kept = tiny.enhance_file(src, tmp_path / "float.wav", subtype="FLOAT", **FAST)
     assert kept.output_gain_db == 0.0
+
+
+def test_streamed_file_equals_in_memory_run(tiny, tmp_path, monkeypatch):
+    """A long file streamed from disk to disk gives the in-memory result (same windows, seeds,
+    gain and cutoff), with no partial file left behind."""
+    x = band_limited(22050, 24.0, 2, seed=5)
+    x[1] = x[0]
+    src = tmp_path / "long.flac"
+    sf.write(src, x.T, 22050, subtype="PCM_24")
+    in_memory = tiny.enhance_file(src, tmp_path / "a.wav", subtype="FLOAT", **FAST)
+    monkeypatch.setattr(tiny, "stream_above_s", 10.0)
+    streamed = tiny.enhance_file(src, tmp_path / "b.wav", subtype="FLOAT", **FAST)
+    assert streamed.streamed and not in_memory.streamed and streamed.audio.shape == (2, 0)
+    assert streamed.cutoff_hz == in_memory.cutoff_hz and streamed.status == in_memory.status
+    a, _ = audio.load(tmp_path / "a.wav")
+    b, _ = audio.load(tmp_path / "b.wav")
+    assert a.shape == b.shape == (2, output_length(x.shape[1], 22050))
+    np.testing.assert_allclose(b, a, atol=1e-4)
+    np.testing.assert_array_equal(b[0], b[1])                 # identical channels stay equal
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav", "b.wav", "long.flac"]
