@@ -6,7 +6,8 @@ RSS (``getrusage(RUSAGE_SELF).ru_maxrss``). Prints a Markdown table: duration, w
 real time, peak RSS, and whether the file was streamed.
 
     .venv/bin/python benchmarks/long_audio.py                        # lite: 1, 10, 60 minutes
-    .venv/bin/python benchmarks/long_audio.py --model tiny --steps 2  # tiny random diffusion
+    .venv/bin/python benchmarks/long_audio.py --model tiny --steps 2 --minutes 1 3 \
+        --stream-above 30                                              # tiny random diffusion
 
 ``--model tiny`` is the official architecture at the parity fixture's widths with random
 weights (``AudioSRConfig.tiny()``), saved to a temporary folder: it runs every stage of the
@@ -49,11 +50,12 @@ def write_input(path: Path, minutes: float, seed: int = 0) -> None:
             f.write(np.stack([left, right], axis=1))
 
 
-def child(model: str, src: str, dst: str, steps: int) -> None:
+def child(model: str, src: str, dst: str, steps: int, stream_above_s: float) -> None:
     """Runs in the child: enhance one file and print a JSON line."""
     from audiosr_core import AudioSR
 
     sr = AudioSR.from_pretrained(model)
+    sr.stream_above_s = stream_above_s
     t0 = time.perf_counter()
     res = sr.enhance_file(src, dst, overwrite=True, steps=steps)
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
@@ -71,11 +73,13 @@ def tiny_model(folder: Path) -> str:
     return str(AudioSRModel(AudioSRConfig.tiny()).save_pretrained(folder / "tiny"))
 
 
-def measure(model: str, minutes: float, folder: Path, steps: int) -> dict:
+def measure(model: str, minutes: float, folder: Path, steps: int,
+            stream_above_s: float) -> dict:
     src, dst = folder / f"in_{minutes:g}.flac", folder / f"out_{minutes:g}.wav"
     write_input(src, minutes)
     proc = subprocess.run([sys.executable, __file__, "--child", model, str(src), str(dst),
-                           str(steps)], capture_output=True, text=True, check=True)
+                           str(steps), str(stream_above_s)],
+                          capture_output=True, text=True, check=True)
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     src.unlink()
     dst.unlink()
@@ -87,17 +91,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--model", default="lite", help="lite, tiny, or a model name/folder")
     p.add_argument("--steps", type=int, default=50, help="diffusion steps (diffusion models)")
     p.add_argument("--minutes", type=float, nargs="+", default=[1.0, 10.0, 60.0])
-    p.add_argument("--child", nargs=4, metavar=("MODEL", "SRC", "DST", "STEPS"),
+    p.add_argument("--stream-above", type=float, default=300.0, metavar="SECONDS",
+                   help="stream files longer than this (the library default, 300)")
+    p.add_argument("--child", nargs=5, metavar=("MODEL", "SRC", "DST", "STEPS", "STREAM"),
                    help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
-        child(*args.child[:3], int(args.child[3]))
+        child(*args.child[:3], int(args.child[3]), float(args.child[4]))
         return 0
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         model = tiny_model(Path(tmp)) if args.model == "tiny" else args.model
         for minutes in sorted(args.minutes):
-            rows.append(measure(model, minutes, Path(tmp), args.steps))
+            rows.append(measure(model, minutes, Path(tmp), args.steps, args.stream_above))
             print(f"{minutes:g} min done", file=sys.stderr)
     print(f"\nModel {args.model} ({args.steps} steps for diffusion); 16 kHz stereo FLAC -> "
           f"48 kHz 24-bit WAV; {platform.node()}.\n")
