@@ -37,6 +37,7 @@ from .pipeline import (
     blocks,
     output_length,
     select_channels,
+    statuses,
 )
 
 __all__ = ["LiteSR", "highpass"]
@@ -95,9 +96,8 @@ class LiteSR(Enhancer):
         for i, cut in enumerate(cutoffs):
             if cut.enhance:
                 out[i] = self.extend(padded[i], cut.bin)[:n_out]
-        status = ["enhanced" if c.enhance else c.status for c in cutoffs]
-        seed = opts.seed if opts.seed is not None else 0
-        return EnhanceResult(out, OUTPUT_RATE, [c.hz for c in cutoffs], status, seed)
+        return EnhanceResult(out, OUTPUT_RATE, [c.hz for c in cutoffs], statuses(cutoffs),
+                             _seed_or_zero(opts))
 
     @torch.inference_mode()
     def extend(self, wave48: np.ndarray, cutoff_bin: int, level: float | None = None
@@ -152,10 +152,8 @@ class LiteSR(Enhancer):
 
         windows = chunking.plan_windows(length, int(self.window_s * OUTPUT_RATE),
                                         self.CONTEXT, self.CROSSFADE, align=dsp.POST_HOP)
-        seed = opts.seed if opts.seed is not None else 0
         result = EnhanceResult(np.zeros((len(cutoffs), 0), np.float32), OUTPUT_RATE,
-                               [c.hz for c in cutoffs],
-                               ["enhanced" if c.enhance else c.status for c in cutoffs], seed,
+                               [c.hz for c in cutoffs], statuses(cutoffs), _seed_or_zero(opts),
                                streamed=True)
         return StreamPlan(windows, process, result)
 
@@ -173,6 +171,11 @@ class LiteSR(Enhancer):
                            index.to(self.device)).float().cpu()
             parts.append(y[..., start - lo:stop - lo])
         return torch.cat(parts, dim=-1)
+
+
+def _seed_or_zero(opts: EnhanceOptions) -> int:
+    """lite draws nothing: the reported seed is the given one, or 0."""
+    return opts.seed if opts.seed is not None else 0
 
 
 def highpass(wave: np.ndarray, cutoff_hz: float) -> np.ndarray:

@@ -458,17 +458,16 @@ class AudioSR(Enhancer):
         """
         opts = _options(options, kwargs)
         x = select_channels(audio_io.validate_array(audio, sample_rate), opts.channels)
-        seed = opts.seed if opts.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
+        seed = _seed(opts)
         n_out = output_length(x.shape[-1], sample_rate)
         x48 = _fit(audio_io.resample(x, sample_rate, OUTPUT_RATE, method=opts.resampler), n_out)
         out = x48.copy()
         cutoffs = [dsp.detect_cutoff(row) for row in x48]
         active = [i for i, c in enumerate(cutoffs) if c.enhance]
-        status = ["enhanced" if c.enhance else c.status for c in cutoffs]
+        status = statuses(cutoffs)
         kinds = [""] * len(cutoffs)
         if active:
-            kind = (_official_filter_draw(seed) if opts.filter_kind == "random"
-                    else opts.filter_kind)
+            kind = _filter_kind(opts, seed)
             for i in active:
                 kinds[i] = kind
             kinds_active = [kind] * len(active)
@@ -511,8 +510,7 @@ class AudioSR(Enhancer):
 
     def _stream_plan(self, read: Callable[[int, int], np.ndarray], length: int, rate: int,
                      opts: EnhanceOptions, progress: bool) -> StreamPlan:
-        seed = opts.seed if opts.seed is not None else int(np.random.SeedSequence().entropy
-                                                           % 2**31)
+        seed = _seed(opts)
         total = low = high = magnitude = None
         for block in blocks(read, length):
             mags = np.stack([dsp.magnitude_sum(row) for row in block])
@@ -525,7 +523,7 @@ class AudioSR(Enhancer):
         peak = np.maximum(np.abs(low), np.abs(high))
         cutoffs = [dsp.energy_cutoff(m, float(p)) for m, p in zip(magnitude, peak, strict=True)]
         active = [i for i, c in enumerate(cutoffs) if c.enhance]
-        kind = _official_filter_draw(seed) if opts.filter_kind == "random" else opts.filter_kind
+        kind = _filter_kind(opts, seed)
         mean = (total / max(length, 1)).astype(np.float32)[:, None]
         spread = np.maximum(high[:, None] - mean, mean - low[:, None])
         gain = np.float32(0.5) / (spread + np.float32(1e-8))
@@ -541,7 +539,7 @@ class AudioSR(Enhancer):
         windows = chunking.plan_windows(length, self.segment, self.context, self.crossfade)
         result = EnhanceResult(np.zeros((len(cutoffs), 0), np.float32), OUTPUT_RATE,
                                [c.hz for c in cutoffs],
-                               ["enhanced" if c.enhance else c.status for c in cutoffs], seed,
+                               statuses(cutoffs), seed,
                                [kind if c.enhance else "" for c in cutoffs], streamed=True)
         return StreamPlan(windows, process, result)
 
@@ -578,6 +576,16 @@ class AudioSR(Enhancer):
                                               preserve_reference=True).wave
                          for b in range(len(x48))])
 
+def statuses(cutoffs: list[dsp.Cutoff]) -> list[str]:
+    """:attr:`EnhanceResult.status` of each channel: ``"enhanced"`` or why it passed through."""
+    return ["enhanced" if c.enhance else c.status for c in cutoffs]
+
+
+def _seed(opts: EnhanceOptions) -> int:
+    """The options' seed, or a fresh one when it is None."""
+    return opts.seed if opts.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
+
+
 def select_channels(x: np.ndarray, channels: str) -> np.ndarray:
     """``[C, N]`` -> the channels :attr:`EnhanceOptions.channels` asks for."""
     if channels == "first":
@@ -595,6 +603,11 @@ def _options(options: EnhanceOptions | None, overrides: dict[str, Any]) -> Enhan
     if unknown:
         raise TypeError(f"unknown enhance option(s): {', '.join(sorted(unknown))}")
     return EnhanceOptions(**{**base.__dict__, **overrides})
+
+
+def _filter_kind(opts: EnhanceOptions, seed: int) -> str:
+    """The pre-processing filter: the options' kind, or the official seeded draw."""
+    return _official_filter_draw(seed) if opts.filter_kind == "random" else opts.filter_kind
 
 
 def _official_filter_draw(seed: int) -> str:
