@@ -25,7 +25,7 @@ import torch
 
 from . import audio as audio_io
 from . import chunking, dsp
-from .models.lite import LiteModel, band_level, copy_up_index, log_power
+from .models.lite import LiteModel, band_level, copy_up_index, level_from_sums, log_power
 from .pipeline import (
     OUTPUT_RATE,
     EnhanceOptions,
@@ -132,16 +132,17 @@ class LiteSR(Enhancer):
         feature = post = None
         peak, frames = 0.0, 0
         for x in blocks(read, length, int(self.window_s * OUTPUT_RATE)):
-            spec = np.stack([np.abs(dsp.stft(row)) ** 2 for row in x])      # [C, 1025, T]
+            spec = torch.from_numpy(np.stack([dsp.stft(row) for row in x]))  # [C, 1025, T]
+            spec = 10.0 ** log_power(spec, self.model.config.floor).double()
             sums = np.stack([dsp.power_sum(row) for row in x])
             feature = sums if feature is None else feature + sums
-            post = spec.sum(-1) if post is None else post + spec.sum(-1)
+            post = spec.sum(-1) if post is None else post + spec.sum(-1)     # [C, 1025]
             frames += spec.shape[-1]
             peak = max(peak, float(np.abs(x).max(initial=0.0)))
         feature /= max(dsp.feature_frames(length), 1)
         cutoffs = [dsp.band_edge(f, peak, min(rate / 2, OUTPUT_RATE / 2)) for f in feature]
-        levels = [float(np.log10(p[:c.bin].mean() / frames + 2e-10)) if c.bin else 0.0
-                  for p, c in zip(post, cutoffs, strict=True)]
+        kc = torch.tensor([c.bin for c in cutoffs])
+        levels = level_from_sums(post, frames, kc).tolist()
 
         def process(i: int, segment: np.ndarray) -> np.ndarray:
             out = segment.copy()

@@ -43,7 +43,8 @@ from torch import Tensor, nn
 from .. import dsp
 from ..baseline import PatchLayout
 
-__all__ = ["LiteConfig", "LiteModel", "N_BINS", "copy_up_index", "log_power", "band_level"]
+__all__ = ["LiteConfig", "LiteModel", "N_BINS", "copy_up_index", "log_power", "band_level",
+           "level_from_sums"]
 
 N_BINS = dsp.POST_N_FFT // 2 + 1
 """STFT bins (1025) of the model's spectrogram."""
@@ -120,9 +121,14 @@ def log_power(spec: Tensor, floor: float) -> Tensor:
 
 def band_level(logp: Tensor, kc: Tensor) -> Tensor:
     """``[B]`` log10 of the mean power of bins ``< kc`` over all frames of ``logp [B, F, T]``."""
-    below = torch.arange(logp.shape[1], device=logp.device)[None, :] < kc[:, None]   # [B, F]
-    power = (10.0 ** logp) * below[..., None]
-    mean = power.sum((1, 2)) / (below.sum(1) * logp.shape[2]).clamp_min(1)
+    return level_from_sums((10.0 ** logp).sum(2), logp.shape[2], kc)
+
+
+def level_from_sums(power_sums: Tensor, frames: int, kc: Tensor) -> Tensor:
+    """:func:`band_level` from per-bin power summed over ``frames`` frames (``[B, F]``), so a
+    long file's level can be accumulated block by block."""
+    below = torch.arange(power_sums.shape[1], device=power_sums.device)[None, :] < kc[:, None]
+    mean = (power_sums * below).sum(1) / (below.sum(1) * frames).clamp_min(1)
     return torch.log10(mean + _POWER_EPS)
 
 

@@ -83,6 +83,7 @@ def _simulate_clip(args: tuple[int, str, float, int, int]) -> list[dict]:
 def prepare(corpus: Path, out: Path, draws: int = 4, seed: int = 0, workers: int = 2,
             limit: int | None = None) -> Path:
     """Simulate ``draws`` inputs per corpus clip into ``out`` (``refs.npy``, ``lows.npy``...)."""
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     from tqdm.auto import tqdm
@@ -98,7 +99,8 @@ def prepare(corpus: Path, out: Path, draws: int = 4, seed: int = 0, workers: int
     jobs = [(i, str(corpus / c["clip"]), float(c["bandwidth_hz"]), draws, seed)
             for i, c in enumerate(clips)]
     meta = []
-    with ProcessPoolExecutor(workers) as pool:
+    # "spawn": a forked child of a process whose torch already runs OpenMP threads can hang.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         results = pool.map(_simulate_clip, jobs, chunksize=8)
         for i, (first, *rows) in enumerate(tqdm(results, total=len(jobs), desc="simulate",
                                                unit="clip")):
