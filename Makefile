@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # torch must come first and with this exact pin: it is the CPU wheel; anything else pulls CUDA.
 TORCH_PIN := torch==2.13.0
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,13 @@ demo: $(VENV)/.installed
 	$(BIN)/audiosr-plug enhance examples/*.wav examples/*.flac -o out/demo --model lite
 	$(BIN)/audiosr-plug info out/demo/*
 
-test: $(VENV)/.installed $(VENV)/.adapters
+# The preference study's browser tests drive Debian's Chromium (never a downloaded browser).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
+test: $(VENV)/.installed $(VENV)/.adapters browser
 	$(BIN)/ruff check .
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
 

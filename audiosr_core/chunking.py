@@ -100,41 +100,62 @@ def window_weights(windows: list[Window]) -> list[np.ndarray]:
     return [window_weight(windows, i) for i in range(len(windows))]
 
 
+ProcessMany = Callable[[list[int], list[np.ndarray]], list[np.ndarray]]
+"""``process_many(indices, segments)``: several windows at once, outputs in the same order."""
+
+
+def one_by_one(process: Callable[[int, np.ndarray], np.ndarray]) -> ProcessMany:
+    """A :data:`ProcessMany` that calls ``process(index, segment)`` for each window."""
+    return lambda indices, segments: [process(i, seg)
+                                      for i, seg in zip(indices, segments, strict=True)]
+
+
 def overlap_add_stream(read: Callable[[int, int], np.ndarray], windows: list[Window],
-                       process: Callable[[int, np.ndarray], np.ndarray],
-                       write: Callable[[np.ndarray], None]) -> None:
+                       process: Callable[[int, np.ndarray], np.ndarray] | None,
+                       write: Callable[[np.ndarray], None], *,
+                       process_many: ProcessMany | None = None, batch_size: int = 1) -> None:
     """Window-by-window processing in bounded memory.
 
     ``read(a, b)`` returns ``[channels, b - a]`` input samples, ``process(index, segment)``
     returns an array of the segment's shape, and ``write(block)`` receives the joined output
-    in order, each sample once, as soon as no later window overlaps it. Memory holds one
-    segment and one crossfade.
+    in order, each sample once, as soon as no later window overlaps it. With
+    ``process_many``, up to ``batch_size`` consecutive windows are processed in one call.
+    Memory holds ``batch_size`` segments and one crossfade.
     """
+    if process_many is None:
+        if process is None:
+            raise TypeError("overlap_add_stream needs process or process_many")
+        process_many = one_by_one(process)
     pending: np.ndarray | None = None      # output from ``done`` on, still open to fades
     done = 0
-    for i, w in enumerate(windows):
-        seg = process(i, read(w.seg_start, w.seg_stop))
-        if seg.ndim != 2 or seg.shape[1] != w.seg_stop - w.seg_start:
-            raise ValueError(f"process returned shape {seg.shape} for a segment of "
-                             f"{w.seg_stop - w.seg_start} samples")
-        part = window_weight(windows, i) * seg[:, w.start - w.seg_start:w.stop - w.seg_start]
-        if pending is None:
-            pending = np.zeros((seg.shape[0], 0), np.float32)
-        grown = np.zeros((seg.shape[0], w.stop - done), np.float32)
-        grown[:, :pending.shape[1]] = pending
-        grown[:, w.start - done:] += part
-        final = (windows[i + 1].start if i + 1 < len(windows) else w.stop) - done
-        write(grown[:, :final])
-        pending, done = grown[:, final:], done + final
+    for first in range(0, len(windows), max(1, batch_size)):
+        indices = list(range(first, min(first + max(1, batch_size), len(windows))))
+        outputs = process_many(indices, [read(windows[i].seg_start, windows[i].seg_stop)
+                                         for i in indices])
+        for i, seg in zip(indices, outputs, strict=True):
+            w = windows[i]
+            if seg.ndim != 2 or seg.shape[1] != w.seg_stop - w.seg_start:
+                raise ValueError(f"process returned shape {seg.shape} for a segment of "
+                                 f"{w.seg_stop - w.seg_start} samples")
+            part = window_weight(windows, i) * seg[:, w.start - w.seg_start:w.stop - w.seg_start]
+            if pending is None:
+                pending = np.zeros((seg.shape[0], 0), np.float32)
+            grown = np.zeros((seg.shape[0], w.stop - done), np.float32)
+            grown[:, :pending.shape[1]] = pending
+            grown[:, w.start - done:] += part
+            final = (windows[i + 1].start if i + 1 < len(windows) else w.stop) - done
+            write(grown[:, :final])
+            pending, done = grown[:, final:], done + final
 
 
 def overlap_add(signal: np.ndarray, windows: list[Window],
-                process: Callable[[int, np.ndarray], np.ndarray]) -> np.ndarray:
+                process: Callable[[int, np.ndarray], np.ndarray] | None, *,
+                process_many: ProcessMany | None = None, batch_size: int = 1) -> np.ndarray:
     """Process ``[channels, samples]`` window by window and join the results.
 
     ``process(index, segment)`` gets ``signal[:, seg_start:seg_stop]`` and returns an array of
-    the same shape; only ``[start, stop)`` of it is kept. Memory holds one segment plus the
-    output.
+    the same shape; only ``[start, stop)`` of it is kept (``process_many`` and ``batch_size``
+    as in :func:`overlap_add_stream`). Memory holds the batch's segments plus the output.
     """
     out = np.zeros_like(signal, dtype=np.float32)
     written = 0
@@ -144,5 +165,6 @@ def overlap_add(signal: np.ndarray, windows: list[Window],
         out[:, written:written + block.shape[1]] = block
         written += block.shape[1]
 
-    overlap_add_stream(lambda a, b: signal[:, a:b], windows, process, write)
+    overlap_add_stream(lambda a, b: signal[:, a:b], windows, process, write,
+                       process_many=process_many, batch_size=batch_size)
     return out

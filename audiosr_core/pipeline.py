@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,6 +79,10 @@ class EnhanceOptions:
         the official peak 0.5 with the mean removed.
     resampler : {"soxr", "sinc_hann"}
         Input resampling to 48 kHz: soxr VHQ (ours) or torchaudio's sinc/Hann (official).
+    batch_size : int
+        Windows (of one long file, or of several files in :meth:`AudioSR.enhance_many`) run
+        through the networks together. Speed and memory only: every window keeps its own
+        seed and noise, so results equal an unbatched run's up to float rounding.
     """
 
     steps: int = 50
@@ -91,6 +95,7 @@ class EnhanceOptions:
     channels: str = "all"
     output_level: str = "input"
     resampler: str = "soxr"
+    batch_size: int = 1
 
     @classmethod
     def official(cls, **overrides: Any) -> EnhanceOptions:
@@ -115,6 +120,9 @@ class EnhanceOptions:
             raise ValueError(f"guidance_scale must be finite and >= 0, got {self.guidance_scale}")
         if not 0.0 <= self.eta <= 1.0:
             raise ValueError(f"eta must lie in [0, 1], got {self.eta}")
+        if (isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int)
+                or self.batch_size < 1):
+            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
 
 
 @dataclass
@@ -185,6 +193,13 @@ class Enhancer:
                 **kwargs: Any) -> EnhanceResult:
         raise NotImplementedError
 
+    def enhance_many(self, items: Sequence[tuple[np.ndarray | torch.Tensor, int]],
+                     options: EnhanceOptions | None = None, *, progress: bool = False,
+                     **kwargs: Any) -> list[EnhanceResult]:
+        """:meth:`enhance` each ``(audio, sample_rate)`` item (models that batch override)."""
+        return [self.enhance(audio, rate, options, progress=progress, **kwargs)
+                for audio, rate in items]
+
     stream_above_s = 300.0
     """Files longer than this (seconds) go from disk to disk in windows (bounded memory)."""
 
@@ -205,7 +220,7 @@ class Enhancer:
         if output_path.exists() and not overwrite:
             raise FileExistsError(f"{output_path} exists; pass overwrite=True to replace it")
         opts = _options(options, kwargs)
-        if audio_io.info(input_path).duration_s > self.stream_above_s and self._streams(opts):
+        if self.streams_file(input_path, opts):
             with audio_io.Reader48(input_path) as reader:
                 read = lambda a, b: select_channels(reader.read(a, b), opts.channels)  # noqa
                 plan = self._stream_plan(read, reader.length, reader.rate, opts, progress)
@@ -214,15 +229,11 @@ class Enhancer:
             return plan.result
         samples, rate = audio_io.load(input_path)
         res = self.enhance(samples, rate, opts, progress=progress)
-        if audio_io.would_clip(res.audio, subtype or audio_io.DEFAULT_SUBTYPE):
-            # The added band can push peaks past full scale: one gain for the whole file,
-            # never hard clipping. ``res.output_gain_db`` says how much.
-            gain = np.float32(HEADROOM_PEAK) / np.float32(np.abs(res.audio).max())
-            res.audio = res.audio * gain
-            res.output_gain_db = float(20 * np.log10(gain))
-        audio_io.save(output_path, res.audio, OUTPUT_RATE, subtype=subtype,
-                      input_paths=[input_path])
-        return res
+        return save_result(res, output_path, subtype, input_path)
+
+    def streams_file(self, path: str | os.PathLike[str], options: EnhanceOptions) -> bool:
+        """Whether :meth:`enhance_file` streams ``path`` (long file, options allow it)."""
+        return audio_io.info(path).duration_s > self.stream_above_s and self._streams(options)
 
     def _streams(self, opts: EnhanceOptions) -> bool:
         """Whether a long file can be streamed with these options."""
@@ -234,14 +245,29 @@ class Enhancer:
         raise NotImplementedError
 
 
+def save_result(res: EnhanceResult, output_path: str | os.PathLike[str], subtype: str | None,
+                input_path: str | os.PathLike[str]) -> EnhanceResult:
+    """Write ``res.audio`` atomically; if it would clip the integer ``subtype``, scale the
+    whole file to a -0.1 dBFS peak first (never hard clipping) and record the gain in
+    ``res.output_gain_db``. Refuses to write over ``input_path``."""
+    if audio_io.would_clip(res.audio, subtype or audio_io.DEFAULT_SUBTYPE):
+        gain = np.float32(HEADROOM_PEAK) / np.float32(np.abs(res.audio).max())
+        res.audio = res.audio * gain
+        res.output_gain_db = float(20 * np.log10(gain))
+    audio_io.save(output_path, res.audio, OUTPUT_RATE, subtype=subtype, input_paths=[input_path])
+    return res
+
+
 @dataclass
 class StreamPlan:
     """How a long file is processed: its windows, what each becomes, and the result to report
     (``audio`` empty)."""
 
     windows: list[chunking.Window]
-    process: Callable[[int, np.ndarray], np.ndarray]
+    process: Callable[[int, np.ndarray], np.ndarray] | None
     result: EnhanceResult
+    process_many: chunking.ProcessMany | None = None
+    batch_size: int = 1
 
 
 def blocks(read: Callable[[int, int], np.ndarray], length: int,
@@ -276,12 +302,14 @@ def write_streamed(output_path: Path, read: Callable[[int, int], np.ndarray], pl
                 peak = max(peak, float(np.abs(block).max(initial=0.0)))
                 write_tmp(block)
 
-            def counted(i: int, segment: np.ndarray) -> np.ndarray:
-                out = plan.process(i, segment)
-                bar.update(1)
-                return out
+            def counted(indices: list[int], segments: list[np.ndarray]) -> list[np.ndarray]:
+                outs = (plan.process_many or chunking.one_by_one(plan.process))(indices,
+                                                                                segments)
+                bar.update(len(indices))
+                return outs
 
-            chunking.overlap_add_stream(read, plan.windows, counted, write)
+            chunking.overlap_add_stream(read, plan.windows, None, write, process_many=counted,
+                                        batch_size=plan.batch_size)
         gain = 1.0
         if audio_io.would_clip(np.array([[peak]], np.float32),
                                subtype or audio_io.DEFAULT_SUBTYPE):
@@ -378,7 +406,7 @@ class AudioSR(Enhancer):
 
     @torch.inference_mode()
     def encode_condition(self, mel_lowpass: np.ndarray | torch.Tensor,
-                         generator: torch.Generator | None = None,
+                         generator: torch.Generator | RowNoise | None = None,
                          mode: str = "sample") -> torch.Tensor:
         """Conditioning latent ``scale_factor * z`` ``[B, 16, T/8, 32]`` from ``[B, T, 256]``.
 
@@ -388,29 +416,29 @@ class AudioSR(Enhancer):
         mean, logvar = self.model.vae_encoder(self._tensor(mel_lowpass)[:, None])
         z = mean
         if mode == "sample":
-            noise = torch.randn((1, *mean.shape[1:]), generator=generator,
-                                device=generator.device if generator is not None else "cpu")
+            noise = RowNoise.of(generator, len(mean))(mean.shape[1:])
             z = mean + torch.exp(0.5 * logvar) * noise.to(mean.device, mean.dtype)
         return self.scale_factor * z.float()
 
     @torch.inference_mode()
     def sample(self, cond_latent: torch.Tensor, x_T: torch.Tensor, *, steps: int,
                guidance_scale: float, sampler: str = "ddim", eta: float = 1.0,
-               generator: torch.Generator | None = None,
+               generator: torch.Generator | RowNoise | None = None,
                callback: Callable[[int, int, torch.Tensor], None] | None = None,
                return_intermediates: bool = False):
         """Run the sampler from ``x_T`` ``[B, 16, T/8, 32]`` (float32 latents).
 
         Per-step noise (``eta > 0``) is drawn once per step as ``[1, ...]`` from ``generator``
-        and shared by every row, so channels of one file get the same noise.
+        and shared by every row, so channels of one file get the same noise (a
+        :class:`RowNoise` gives each group of rows its own generator).
         """
         def unet_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             return self.model.unet(x.to(self.dtype), t).float()
 
+        rows = RowNoise.of(generator, len(x_T))
+
         def shared_noise(x: torch.Tensor) -> torch.Tensor:
-            device = generator.device if generator is not None else x.device
-            noise = torch.randn((1, *x.shape[1:]), generator=generator, device=device)
-            return noise.to(x.device, x.dtype).expand_as(x)
+            return rows(x.shape[1:]).to(x.device, x.dtype)
 
         denoiser = GuidedUNet(unet_fn, cond_latent.to(self.device), guidance_scale,
                               self.uncond_value)
@@ -456,54 +484,47 @@ class AudioSR(Enhancer):
             duration (``round(samples * 48000 / sample_rate)``). Channels that are near-silent,
             already full-band or hold only content below 1 kHz pass through (resampled only).
         """
+        return self.enhance_many([(audio, sample_rate)], options, progress=progress,
+                                 **kwargs)[0]
+
+    def enhance_many(self, items: Sequence[tuple[np.ndarray | torch.Tensor, int]],
+                     options: EnhanceOptions | None = None, *, progress: bool = False,
+                     **kwargs: Any) -> list[EnhanceResult]:
+        """:meth:`enhance` several ``(audio, sample_rate)`` items. Windows of all of them
+        that pad to one length share network calls, up to ``options.batch_size`` windows at
+        a time; each result equals the item's own :meth:`enhance` up to float rounding."""
         opts = _options(options, kwargs)
+        jobs = [self._plan(audio, rate, opts) for audio, rate in items]
+        work = [(j, i, seg) for j, job in enumerate(jobs) for i, seg in job.segments()]
+        done: dict[tuple[int, int], np.ndarray] = {}
+        frames = lambda w: dsp.padded_frames(w[2].shape[-1], OUTPUT_RATE)  # noqa: E731
+        for batch in _batches(work, opts.batch_size, key=frames):
+            outs = self._run_jobs([jobs[j].model_job(i, seg) for j, i, seg in batch], opts,
+                                  progress)
+            for (j, i, seg), y in zip(batch, outs, strict=True):
+                done[j, i] = jobs[j].restore(seg, y)
+        return [job.result(lambda i, seg, j=j: done[j, i]) for j, job in enumerate(jobs)]
+
+    def _plan(self, audio: np.ndarray | torch.Tensor, sample_rate: int,
+              opts: EnhanceOptions) -> _FileJob:
+        """One item before the networks run: its 48 kHz channels, cutoffs, normalisation
+        and windows."""
         x = select_channels(audio_io.validate_array(audio, sample_rate), opts.channels)
         seed = _seed(opts)
         n_out = output_length(x.shape[-1], sample_rate)
         x48 = _fit(audio_io.resample(x, sample_rate, OUTPUT_RATE, method=opts.resampler), n_out)
-        out = x48.copy()
         cutoffs = [dsp.detect_cutoff(row) for row in x48]
-        active = [i for i, c in enumerate(cutoffs) if c.enhance]
-        status = statuses(cutoffs)
-        kinds = [""] * len(cutoffs)
-        if active:
-            kind = _filter_kind(opts, seed)
-            for i in active:
-                kinds[i] = kind
-            kinds_active = [kind] * len(active)
-            if opts.output_level == "official":  # one pass over the padded file, as official
-                generated = self._run_model(x48[active], kinds_active, opts, seed, progress)
-            else:
-                generated = self._enhance_windows(x48[active], [cutoffs[i] for i in active],
-                                                  kinds_active, opts, seed, progress)
-            out[active] = generated[:, :n_out]
-        hz = [c.hz for c in cutoffs]
-        return EnhanceResult(out, OUTPUT_RATE, hz, status, seed, kinds)
-
-    def _enhance_windows(self, x48: np.ndarray, cutoffs: list[dsp.Cutoff], kinds: list[str],
-                         opts: EnhanceOptions, seed: int, progress: bool) -> np.ndarray:
-        """Ours: one gain and one cutoff per channel for the whole file, windows joined."""
-        mean = x48.mean(axis=-1, keepdims=True, dtype=np.float32)
-        gain = np.float32(0.5) / (np.abs(x48 - mean).max(axis=-1, keepdims=True)
+        kind = _filter_kind(opts, seed)
+        if opts.output_level == "official":     # one pass over the padded file, as official
+            return _FileJob(x48, cutoffs, kind, seed, [chunking.Window(0, n_out, 0, n_out)],
+                            np.float32(0.0), np.float32(1.0))
+        # Ours: one gain and one cutoff per channel for the whole file, windows joined.
+        active = x48[[i for i, c in enumerate(cutoffs) if c.enhance]]
+        mean = active.mean(axis=-1, keepdims=True, dtype=np.float32)
+        gain = np.float32(0.5) / (np.abs(active - mean).max(axis=-1, keepdims=True, initial=0.0)
                                   + np.float32(1e-8))
-        windows = chunking.plan_windows(x48.shape[-1], self.segment, self.context,
-                                        self.crossfade)
-        process = self._window_process(mean, gain, cutoffs, kinds, opts, seed, progress)
-        return chunking.overlap_add(x48, windows, process)
-
-    def _window_process(self, mean: np.ndarray, gain: np.ndarray, cutoffs: list[dsp.Cutoff],
-                        kinds: list[str], opts: EnhanceOptions, seed: int,
-                        progress: bool) -> Callable[[int, np.ndarray], np.ndarray]:
-        """``process(i, segment)`` of window ``i``: the file's ``mean`` and ``gain`` ``[B, 1]``
-        normalise it, the model runs with the window's own seed, the level is restored."""
-        def process(i: int, segment: np.ndarray) -> np.ndarray:
-            window_seed = seed if i == 0 else int(np.random.SeedSequence([seed, i])
-                                                  .generate_state(1)[0] % 2**31)
-            y = self._run_model((segment - mean) * gain, kinds, opts, window_seed, progress,
-                                cutoffs=cutoffs)
-            return y[:, :segment.shape[-1]] / gain + mean
-
-        return process
+        windows = chunking.plan_windows(n_out, self.segment, self.context, self.crossfade)
+        return _FileJob(x48, cutoffs, kind, seed, windows, mean, gain)
 
     def _streams(self, opts: EnhanceOptions) -> bool:
         return opts.output_level != "official"      # the official flow is one padded pass
@@ -523,58 +544,173 @@ class AudioSR(Enhancer):
         peak = np.maximum(np.abs(low), np.abs(high))
         cutoffs = [dsp.energy_cutoff(m, float(p)) for m, p in zip(magnitude, peak, strict=True)]
         active = [i for i, c in enumerate(cutoffs) if c.enhance]
-        kind = _filter_kind(opts, seed)
-        mean = (total / max(length, 1)).astype(np.float32)[:, None]
-        spread = np.maximum(high[:, None] - mean, mean - low[:, None])
+        mean = (total[active] / max(length, 1)).astype(np.float32)[:, None]
+        spread = np.maximum(high[active][:, None] - mean, mean - low[active][:, None])
         gain = np.float32(0.5) / (spread + np.float32(1e-8))
-        run = self._window_process(mean[active], gain[active], [cutoffs[i] for i in active],
-                                   [kind] * len(active), opts, seed, progress)
-
-        def process(i: int, segment: np.ndarray) -> np.ndarray:
-            out = segment.copy()
-            if active:
-                out[active] = run(i, segment[active])
-            return out
-
         windows = chunking.plan_windows(length, self.segment, self.context, self.crossfade)
-        result = EnhanceResult(np.zeros((len(cutoffs), 0), np.float32), OUTPUT_RATE,
-                               [c.hz for c in cutoffs],
-                               statuses(cutoffs), seed,
-                               [kind if c.enhance else "" for c in cutoffs], streamed=True)
-        return StreamPlan(windows, process, result)
+        job = _FileJob(None, cutoffs, _filter_kind(opts, seed), seed, windows, mean, gain)
 
-    def _run_model(self, x48: np.ndarray, kinds: list[str], opts: EnhanceOptions, seed: int,
-                   progress: bool, cutoffs: list[dsp.Cutoff] | None = None) -> np.ndarray:
-        """The model on ``[B, N]`` rows (normalised already when ``cutoffs`` are given)."""
-        prep = self.prepare(x48, kinds, cutoffs=cutoffs, normalize=cutoffs is None)
-        gen = torch.Generator("cpu").manual_seed(seed)
-        latent_shape = (1, self.model.config.vae.z_channels, prep.mel_lowpass.shape[1] // 8,
-                        prep.mel_lowpass.shape[2] // 8)
-        if opts.output_level == "official":
+        def process_many(indices: list[int], segments: list[np.ndarray]) -> list[np.ndarray]:
+            if not active:
+                return [seg.astype(np.float32) for seg in segments]
+            outs = self._run_jobs([job.model_job(i, seg) for i, seg
+                                   in zip(indices, segments, strict=True)], opts, progress)
+            return [job.restore(seg, y) for seg, y in zip(segments, outs, strict=True)]
+
+        return StreamPlan(windows, None, job.result(None, streamed=True), process_many,
+                          opts.batch_size)
+
+    def _run_jobs(self, jobs: list[ModelJob], opts: EnhanceOptions, progress: bool
+                  ) -> list[np.ndarray]:
+        """The networks on jobs that pad to one length, in one batch. Each job's rows share
+        its seed's draws: the draws it would get alone. Official settings normalise and
+        detect cutoffs here, as the official code does; ours come prepared."""
+        sizes = [len(j.rows) for j in jobs]
+        n = max(j.rows.shape[-1] for j in jobs)
+        rows = np.concatenate([np.pad(j.rows, ((0, 0), (0, n - j.rows.shape[-1])))
+                               for j in jobs])
+        official = opts.output_level == "official"
+        prep = self.prepare(rows, [k for j in jobs for k in j.kinds],
+                            cutoffs=None if official else [c for j in jobs for c in j.cutoffs],
+                            normalize=official)
+        noise = RowNoise([torch.Generator("cpu").manual_seed(j.seed) for j in jobs], sizes)
+        latent = (self.model.config.vae.z_channels, prep.mel_lowpass.shape[1] // 8,
+                  prep.mel_lowpass.shape[2] // 8)
+        if official:
             # The official code draws (and discards) a first-stage posterior sample first;
             # drawing it too keeps every later draw equal to the official one for a seed.
-            torch.randn(latent_shape, generator=gen)
-        cond = self.encode_condition(prep.mel_lowpass, gen, opts.conditioning)
-        x_T = torch.randn(latent_shape, generator=gen).expand(len(x48), -1, -1, -1)
+            noise(latent)
+        cond = self.encode_condition(prep.mel_lowpass, noise, opts.conditioning)
+        x_T = noise(latent)
         bar = _progress_bar(progress, opts)
         result = self.sample(cond, x_T, steps=opts.steps, guidance_scale=opts.guidance_scale,
-                             sampler=opts.sampler, eta=opts.eta, generator=gen,
+                             sampler=opts.sampler, eta=opts.eta, generator=noise,
                              callback=(lambda *_: bar.update()) if bar else None)
         if bar:
             bar.close()
         mel = self.decode(result.latent)
-        for b in range(len(x48)):
+        for b in range(len(rows)):
             mel[b] = dsp.replace_mel_low_band(mel[b], prep.mel_lowpass[b],
                                               dsp.mel_cutoff_bin(prep.mel_lowpass[b]))
         voc = self.vocode(mel)
-        if opts.output_level == "official":
-            return np.stack([dsp.official_output_level(
-                dsp.replace_low_band(voc[b], prep.lowpass[b]).wave) for b in range(len(x48))])
-        # Ours: the input's own band up to its detected bandwidth (the official stops at the
-        # low-passed input's 0.985 point, a little lower), unfiltered; same scale as the input.
-        return np.stack([dsp.replace_low_band(voc[b], prep.wave[b], prep.cutoffs[b].bin,
-                                              preserve_reference=True).wave
-                         for b in range(len(x48))])
+        if official:
+            out = np.stack([dsp.official_output_level(
+                dsp.replace_low_band(voc[b], prep.lowpass[b]).wave) for b in range(len(rows))])
+        else:
+            # Ours: the input's own band up to its detected bandwidth (the official stops at
+            # the low-passed input's 0.985 point, a little lower), unfiltered; input's scale.
+            out = np.stack([dsp.replace_low_band(voc[b], prep.wave[b], prep.cutoffs[b].bin,
+                                                 preserve_reference=True).wave
+                            for b in range(len(rows))])
+        bounds = np.cumsum([0, *sizes])
+        return [out[a:b, :j.rows.shape[-1]]
+                for a, b, j in zip(bounds[:-1], bounds[1:], jobs, strict=True)]
+
+
+class RowNoise:
+    """Gaussian draws for a batch made of groups of rows: each group draws ``[1, ...]`` from
+    its own generator, shared by its rows, so a group gets the draws it would get alone.
+
+    Parameters
+    ----------
+    generators : list of torch.Generator or None
+        One per group (None: torch's global generator).
+    sizes : list of int
+        Rows per group.
+    """
+
+    def __init__(self, generators: list[torch.Generator | None], sizes: list[int]) -> None:
+        self.generators, self.sizes = generators, sizes
+
+    @classmethod
+    def of(cls, generator: torch.Generator | RowNoise | None, rows: int) -> RowNoise:
+        """``generator`` if it is a RowNoise already, else one group of ``rows`` rows."""
+        return generator if isinstance(generator, RowNoise) else cls([generator], [rows])
+
+    def __call__(self, tail: Sequence[int]) -> torch.Tensor:
+        """``[sum(sizes), *tail]`` float32 draws on the generators' devices (CPU)."""
+        return torch.cat([torch.randn((1, *tail), generator=g,
+                                      device=g.device if g is not None else "cpu")
+                          .expand(n, *tail)
+                          for g, n in zip(self.generators, self.sizes, strict=True)])
+
+
+@dataclass
+class ModelJob:
+    """Rows ``[B, N]`` the networks process together with one seed."""
+
+    rows: np.ndarray
+    kinds: list[str]
+    seed: int
+    cutoffs: list[dsp.Cutoff]
+
+
+@dataclass
+class _FileJob:
+    """One item of :meth:`AudioSR.enhance_many` (or a streamed file: ``x48`` None). Its
+    enhanced channels are normalised by the whole file's ``mean`` and ``gain`` ``[A, 1]`` and
+    run window by window, window ``i`` with its own seed."""
+
+    x48: np.ndarray | None
+    cutoffs: list[dsp.Cutoff]
+    kind: str
+    seed: int
+    windows: list[chunking.Window]
+    mean: np.ndarray
+    gain: np.ndarray
+
+    @property
+    def active(self) -> list[int]:
+        """Channels that are enhanced (the rest pass through)."""
+        return [i for i, c in enumerate(self.cutoffs) if c.enhance]
+
+    def segments(self) -> Iterator[tuple[int, np.ndarray]]:
+        """``(i, segment)`` of every window, if any channel is enhanced."""
+        if self.active:
+            for i, w in enumerate(self.windows):
+                yield i, self.x48[:, w.seg_start:w.seg_stop]
+
+    def window_seed(self, i: int) -> int:
+        """Window 0 uses the seed itself (a short file equals a one-pass run)."""
+        if i == 0:
+            return self.seed
+        return int(np.random.SeedSequence([self.seed, i]).generate_state(1)[0] % 2**31)
+
+    def model_job(self, i: int, segment: np.ndarray) -> ModelJob:
+        active = self.active
+        return ModelJob((segment[active] - self.mean) * self.gain, [self.kind] * len(active),
+                        self.window_seed(i), [self.cutoffs[c] for c in active])
+
+    def restore(self, segment: np.ndarray, generated: np.ndarray) -> np.ndarray:
+        """The window's output: enhanced channels back at the input's level."""
+        out = segment.astype(np.float32, copy=True)
+        out[self.active] = generated / self.gain + self.mean
+        return out
+
+    def result(self, processed: Callable[[int, np.ndarray], np.ndarray] | None,
+               streamed: bool = False) -> EnhanceResult:
+        """The result; ``processed(i, segment)`` returns window ``i``'s output."""
+        kinds = [self.kind if c.enhance else "" for c in self.cutoffs]
+        if streamed:
+            audio = np.zeros((len(self.cutoffs), 0), np.float32)
+        elif processed is None or not self.active:
+            audio = self.x48.copy()
+        else:
+            audio = chunking.overlap_add(self.x48, self.windows, processed)
+        return EnhanceResult(audio, OUTPUT_RATE, [c.hz for c in self.cutoffs],
+                             statuses(self.cutoffs), self.seed, kinds, streamed=streamed)
+
+
+def _batches(work: list, size: int, key: Callable[[Any], Any]) -> Iterator[list]:
+    """``work`` in batches of at most ``size`` items with equal ``key``, in order within a
+    key."""
+    groups: dict[Any, list] = {}
+    for item in work:
+        groups.setdefault(key(item), []).append(item)
+    for items in groups.values():
+        for start in range(0, len(items), size):
+            yield items[start:start + size]
+
 
 def statuses(cutoffs: list[dsp.Cutoff]) -> list[str]:
     """:attr:`EnhanceResult.status` of each channel: ``"enhanced"`` or why it passed through."""

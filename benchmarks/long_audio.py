@@ -50,14 +50,14 @@ def write_input(path: Path, minutes: float, seed: int = 0) -> None:
             f.write(np.stack([left, right], axis=1))
 
 
-def child(model: str, src: str, dst: str, steps: int, stream_above_s: float) -> None:
+def child(model: str, src: str, dst: str, options: dict, stream_above_s: float) -> None:
     """Runs in the child: enhance one file and print a JSON line."""
     from audiosr_core import AudioSR
 
     sr = AudioSR.from_pretrained(model)
     sr.stream_above_s = stream_above_s
     t0 = time.perf_counter()
-    res = sr.enhance_file(src, dst, overwrite=True, steps=steps)
+    res = sr.enhance_file(src, dst, overwrite=True, **options)
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
     print(json.dumps({"seconds": time.perf_counter() - t0, "streamed": res.streamed,
                       "status": res.status, "peak_gb": peak_gb}))
@@ -73,12 +73,12 @@ def tiny_model(folder: Path) -> str:
     return str(AudioSRModel(AudioSRConfig.tiny()).save_pretrained(folder / "tiny"))
 
 
-def measure(model: str, minutes: float, folder: Path, steps: int,
+def measure(model: str, minutes: float, folder: Path, options: dict,
             stream_above_s: float) -> dict:
     src, dst = folder / f"in_{minutes:g}.flac", folder / f"out_{minutes:g}.wav"
     write_input(src, minutes)
     proc = subprocess.run([sys.executable, __file__, "--child", model, str(src), str(dst),
-                           str(steps), str(stream_above_s)],
+                           json.dumps(options), str(stream_above_s)],
                           capture_output=True, text=True, check=True)
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     src.unlink()
@@ -90,22 +90,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="lite", help="lite, tiny, or a model name/folder")
     p.add_argument("--steps", type=int, default=50, help="diffusion steps (diffusion models)")
+    p.add_argument("--guidance-scale", type=float, default=3.5,
+                   help="1 runs one UNet pass per step instead of two (diffusion models)")
+    p.add_argument("--batch-size", type=int, default=1, help="windows per network call")
     p.add_argument("--minutes", type=float, nargs="+", default=[1.0, 10.0, 60.0])
     p.add_argument("--stream-above", type=float, default=300.0, metavar="SECONDS",
                    help="stream files longer than this (the library default, 300)")
-    p.add_argument("--child", nargs=5, metavar=("MODEL", "SRC", "DST", "STEPS", "STREAM"),
+    p.add_argument("--child", nargs=5, metavar=("MODEL", "SRC", "DST", "OPTIONS", "STREAM"),
                    help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
-        child(*args.child[:3], int(args.child[3]), float(args.child[4]))
+        child(*args.child[:3], json.loads(args.child[3]), float(args.child[4]))
         return 0
+    options = {"steps": args.steps, "guidance_scale": args.guidance_scale,
+               "batch_size": args.batch_size}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         model = tiny_model(Path(tmp)) if args.model == "tiny" else args.model
         for minutes in sorted(args.minutes):
-            rows.append(measure(model, minutes, Path(tmp), args.steps, args.stream_above))
+            rows.append(measure(model, minutes, Path(tmp), options, args.stream_above))
             print(f"{minutes:g} min done", file=sys.stderr)
-    print(f"\nModel {args.model} ({args.steps} steps for diffusion); 16 kHz stereo FLAC -> "
+    print(f"\nModel {args.model} (diffusion: {args.steps} steps, guidance "
+          f"{args.guidance_scale:g}, batch {args.batch_size}); 16 kHz stereo FLAC -> "
           f"48 kHz 24-bit WAV; {platform.node()}.\n")
     print("| input | enhance_file (s) | x real time | peak RSS (GB) | streamed |")
     print("|---:|---:|---:|---:|:---:|")

@@ -1,1 +1,1 @@
-"""Runnable end-to-end programs built on audiosr_core and audiosr_adapters (run from the repo root)."""
+"""Runnable end-to-end programs on audiosr_core and audiosr_adapters (run from the repo root)."""

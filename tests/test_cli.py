@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.signal
 import soundfile as sf
 
 from audiosr_core import __version__
@@ -112,6 +113,33 @@ def test_enhance_refuses_bad_options_and_writing_over_inputs(tiny_model_dir, tmp
     assert code == 1
     assert "would overwrite an input file" in capsys.readouterr().err
     assert sf.read(src)[0].shape == (800,)
+
+
+def test_batch_size_batches_files_and_still_isolates_bad_ones(tiny_model_dir, tmp_path, capsys):
+    """--batch-size 4: the short files share network calls, their outputs equal a run with
+    --batch-size 1 up to float rounding, and a NaN file in the batch fails on its own."""
+    src = tmp_path / "in"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    for name, rate, seconds in (("a", 16000, 1.0), ("b", 22050, 2.0), ("c", 16000, 6.0)):
+        x = scipy.signal.sosfilt(scipy.signal.butter(8, 0.35 * rate, fs=rate, output="sos"),
+                                 rng.standard_normal(int(rate * seconds)))
+        sf.write(src / f"{name}.wav", 0.2 * x / np.abs(x).max(), rate, subtype="FLOAT")
+    sf.write(src / "d_nan.wav", np.full(4000, np.nan), 16000, subtype="FLOAT")
+    runs = {}
+    for size in (1, 4):
+        out = tmp_path / f"out{size}"
+        code = main(["enhance", str(src), "-o", str(out), "--model", str(tiny_model_dir),
+                     "--steps", "2", "--batch-size", str(size), "--subtype", "FLOAT", "-q"])
+        err = capsys.readouterr().err
+        assert code == 1 and "3 enhanced, 0 skipped" in err and "1 failed" in err
+        assert "d_nan.wav" in err and "NaN" in err
+        runs[size] = {n: sf.read(out / "in" / f"{n}.wav")[0] for n in "abc"}
+    for name in "abc":
+        assert runs[4][name].shape == runs[1][name].shape
+        np.testing.assert_allclose(runs[4][name], runs[1][name], atol=1e-5)
+    assert main(["enhance", str(src), "-o", str(tmp_path / "o"), "--batch-size", "0"]) == 2
+    assert "batch_size must be a positive integer" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------- folder runs with the lite model

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import scipy.signal
 import soundfile as sf
+import torch
 
 from audiosr_core import AudioSR, EnhanceOptions, audio, metrics
 from audiosr_core.errors import AudioInputError
@@ -196,15 +197,15 @@ def test_enhance_file_applies_one_gain_instead_of_clipping(tiny, tmp_path):
 
 
 def test_streamed_file_equals_in_memory_run(tiny, tmp_path, monkeypatch):
-    """A long file streamed from disk to disk gives the in-memory result (same windows, seeds,
-    gain and cutoff), with no partial file left behind."""
+    """A long file streamed from disk to disk (two windows per network call) gives the
+    in-memory result (same windows, seeds, gain and cutoff), with no partial file left."""
     x = band_limited(22050, 24.0, 2, seed=5)
     x[1] = x[0]
     src = tmp_path / "long.flac"
     sf.write(src, x.T, 22050, subtype="PCM_24")
     in_memory = tiny.enhance_file(src, tmp_path / "a.wav", subtype="FLOAT", **FAST)
     monkeypatch.setattr(tiny, "stream_above_s", 10.0)
-    streamed = tiny.enhance_file(src, tmp_path / "b.wav", subtype="FLOAT", **FAST)
+    streamed = tiny.enhance_file(src, tmp_path / "b.wav", subtype="FLOAT", batch_size=2, **FAST)
     assert streamed.streamed and not in_memory.streamed and streamed.audio.shape == (2, 0)
     assert streamed.cutoff_hz == in_memory.cutoff_hz and streamed.status == in_memory.status
     a, _ = audio.load(tmp_path / "a.wav")
@@ -213,3 +214,53 @@ def test_streamed_file_equals_in_memory_run(tiny, tmp_path, monkeypatch):
     np.testing.assert_allclose(b, a, atol=1e-4)
     np.testing.assert_array_equal(b[0], b[1])                 # identical channels stay equal
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav", "b.wav", "long.flac"]
+
+
+def test_batched_windows_equal_unbatched(tiny):
+    """--batch-size runs windows together; every window keeps its own seed and noise (DDIM
+    eta 1 draws fresh noise each step), so only float rounding differs."""
+    x = band_limited(16000, 24.0, 2, seed=7)
+    one = tiny.enhance(x, 16000, **FAST).audio
+    three = tiny.enhance(x, 16000, batch_size=3, **FAST).audio
+    assert one.shape == three.shape == (2, 24 * 48000)
+    np.testing.assert_allclose(three, one, atol=1e-5)
+    assert np.abs(one - tiny.enhance(x, 16000, seed=43, **FAST).audio).max() > 1e-3
+
+
+def test_enhance_many_batches_files_like_separate_runs(tiny):
+    """Items of different rates, lengths and channel counts in one call: each result equals
+    its own enhance() (silent and full-band items pass through)."""
+    items = [(band_limited(16000, 3.0, 1, seed=1), 16000),
+             (band_limited(22050, 2.5, 2, seed=2), 22050),
+             (band_limited(16000, 7.0, 1, seed=3), 16000),
+             (np.zeros((1, 8000), np.float32), 16000)]
+    batched = tiny.enhance_many(items, batch_size=4, **FAST)
+    assert [r.status for r in batched] == [["enhanced"], ["enhanced"] * 2, ["enhanced"],
+                                           ["silent"]]
+    for (x, sr), res in zip(items, batched, strict=True):
+        alone = tiny.enhance(x, sr, **FAST)
+        assert res.audio.shape == alone.audio.shape == (x.shape[0], output_length(x.shape[1], sr))
+        np.testing.assert_allclose(res.audio, alone.audio, atol=1e-5)
+        assert res.cutoff_hz == alone.cutoff_hz and res.seed == alone.seed
+
+
+def test_row_noise_gives_each_group_its_own_draws():
+    from audiosr_core.pipeline import RowNoise
+
+    def gens(*seeds):
+        return [torch.Generator().manual_seed(s) for s in seeds]
+
+    noise = RowNoise(gens(1, 2), [2, 1])
+    first, second = noise((3, 4)), noise((3, 4))
+    for seed, rows in ((1, slice(0, 2)), (2, slice(2, 3))):
+        alone = RowNoise(gens(seed), [1])
+        np.testing.assert_array_equal(first[rows], alone((3, 4)).expand(rows.stop - rows.start,
+                                                                          3, 4))
+        np.testing.assert_array_equal(second[rows], alone((3, 4)).expand(rows.stop - rows.start,
+                                                                           3, 4))
+    assert not torch.equal(first[0], first[2])
+
+
+def test_batch_size_must_be_positive(tiny):
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        tiny.enhance(band_limited(16000, 1.0, 1), 16000, batch_size=0)
