@@ -1,13 +1,13 @@
 """Peak memory of ``enhance_file`` on long files: it must stay flat as the duration grows.
 
-For each duration, writes a synthetic 16 kHz stereo FLAC of that length (block by block, so
-the parent never holds it), then enhances it in a child process that reports its own peak
-RSS (``getrusage(RUSAGE_SELF).ru_maxrss``). Prints a Markdown table: duration, wall time, times
-real time, peak RSS, and whether the file was streamed.
+For each duration, writes a synthetic 16 kHz stereo (``--channels 1``: mono) FLAC of that
+length (block by block, so the parent never holds it), then enhances it in a child process
+that reports its own peak RSS (``getrusage(RUSAGE_SELF).ru_maxrss``). Prints a Markdown table:
+duration, wall time, times real time, peak RSS, and whether the file was streamed.
 
     .venv/bin/python benchmarks/long_audio.py                        # lite: 1, 10, 60 minutes
-    .venv/bin/python benchmarks/long_audio.py --model tiny --steps 2 --minutes 1 3 \
-        --stream-above 30                                              # tiny random diffusion
+    .venv/bin/python benchmarks/long_audio.py --model tiny --steps 1 --guidance-scale 1 \
+        --channels 1 --stream-above 30                                 # tiny random diffusion
 
 ``--model tiny`` is the official architecture at the parity fixture's widths with random
 weights (``AudioSRConfig.tiny()``), saved to a temporary folder: it runs every stage of the
@@ -32,14 +32,15 @@ import numpy as np
 RATE = 16000
 
 
-def write_input(path: Path, minutes: float, seed: int = 0) -> None:
-    """A speech-like stereo file (gliding tones with syllable envelopes and noise)."""
+def write_input(path: Path, minutes: float, channels: int = 2, seed: int = 0) -> None:
+    """A speech-like stereo (or mono: left only) file: gliding tones with syllable envelopes
+    and noise."""
     import soundfile as sf
 
     rng = np.random.default_rng(seed)
     n = int(minutes * 60 * RATE)
     block = RATE * 30
-    with sf.SoundFile(path, "w", RATE, 2, "PCM_16", format="FLAC") as f:
+    with sf.SoundFile(path, "w", RATE, channels, "PCM_16", format="FLAC") as f:
         for start in range(0, n, block):
             t = np.arange(start, min(start + block, n)) / RATE
             f0 = 150 + 40 * np.sin(2 * np.pi * 0.2 * t)
@@ -47,7 +48,7 @@ def write_input(path: Path, minutes: float, seed: int = 0) -> None:
             env = np.clip(np.sin(2 * np.pi * 3 * t), 0, 1)
             left = 0.1 * env * voice + 0.01 * rng.standard_normal(t.size)
             right = 0.08 * env * voice + 0.01 * rng.standard_normal(t.size)
-            f.write(np.stack([left, right], axis=1))
+            f.write(np.stack([left, right][:channels], axis=1))
 
 
 def child(model: str, src: str, dst: str, options: dict, stream_above_s: float) -> None:
@@ -74,9 +75,9 @@ def tiny_model(folder: Path) -> str:
 
 
 def measure(model: str, minutes: float, folder: Path, options: dict,
-            stream_above_s: float) -> dict:
+            stream_above_s: float, channels: int = 2) -> dict:
     src, dst = folder / f"in_{minutes:g}.flac", folder / f"out_{minutes:g}.wav"
-    write_input(src, minutes)
+    write_input(src, minutes, channels)
     proc = subprocess.run([sys.executable, __file__, "--child", model, str(src), str(dst),
                            json.dumps(options), str(stream_above_s)],
                           capture_output=True, text=True, check=True)
@@ -93,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--guidance-scale", type=float, default=3.5,
                    help="1 runs one UNet pass per step instead of two (diffusion models)")
     p.add_argument("--batch-size", type=int, default=1, help="windows per network call")
+    p.add_argument("--channels", type=int, choices=(1, 2), default=2,
+                   help="input channels (default 2)")
     p.add_argument("--minutes", type=float, nargs="+", default=[1.0, 10.0, 60.0])
     p.add_argument("--stream-above", type=float, default=300.0, metavar="SECONDS",
                    help="stream files longer than this (the library default, 300)")
@@ -108,10 +111,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         model = tiny_model(Path(tmp)) if args.model == "tiny" else args.model
         for minutes in sorted(args.minutes):
-            rows.append(measure(model, minutes, Path(tmp), options, args.stream_above))
+            rows.append(measure(model, minutes, Path(tmp), options, args.stream_above,
+                                args.channels))
             print(f"{minutes:g} min done", file=sys.stderr)
     print(f"\nModel {args.model} (diffusion: {args.steps} steps, guidance "
-          f"{args.guidance_scale:g}, batch {args.batch_size}); 16 kHz stereo FLAC -> "
+          f"{args.guidance_scale:g}, batch {args.batch_size}); 16 kHz "
+          f"{'stereo' if args.channels == 2 else 'mono'} FLAC -> "
           f"48 kHz 24-bit WAV; {platform.node()}.\n")
     print("| input | enhance_file (s) | x real time | peak RSS (GB) | streamed |")
     print("|---:|---:|---:|---:|:---:|")

@@ -214,6 +214,18 @@ def finish(outcome: Outcome, out: Path, title: str, settings: dict[str, object],
     return report(outcome, page, quiet)
 
 
+def enhancer_settings(args: argparse.Namespace, enhancer: object) -> list[tuple[str, object]]:
+    """The page's enhancer rows: diffusion settings only for a diffusion model (``lite``
+    has none)."""
+    from audiosr_core import AudioSR
+
+    rows: list[tuple[str, object]] = [("enhancer", args.model)]
+    if isinstance(enhancer, AudioSR):
+        rows += [("enhancer steps", args.steps), ("enhancer guidance", args.guidance_scale),
+                 ("sampler", args.sampler)]
+    return rows
+
+
 def settings_table(pairs: Iterable[tuple[str, object]]) -> dict[str, object]:
     """An ordered settings mapping for the page (``None`` values left out)."""
     return {k: v for k, v in pairs if v is not None}

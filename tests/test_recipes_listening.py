@@ -313,7 +313,9 @@ def test_tts_enhance_fastspeech2_page(tmp_path, tiny):
     assert tts_main([str(lines), "--fastspeech2", tiny["fastspeech2"], "-o", str(out),
                      *FAST]) == 0
     check_page(out, ["Hello world.", 'Is 2 < 3 & "yes"?'], 22050)
-    assert "Is 2 &lt; 3 &amp;" in (out / "index.html").read_text(encoding="utf-8")
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert "Is 2 &lt; 3 &amp;" in page
+    assert "<th>enhancer</th><td>lite" in page and "enhancer steps" not in page  # no diffusion
     assert lines.read_text(encoding="utf-8").startswith("Hello")  # input untouched
 
     # a non-empty output folder is refused, then reused with --overwrite

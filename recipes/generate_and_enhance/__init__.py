@@ -17,6 +17,7 @@ from recipes.cli_common import (
     UsageError,
     add_enhancer_arguments,
     enhance_options,
+    enhancer_settings,
     finish,
     load_enhancer,
     prepare_output,
@@ -123,7 +124,5 @@ def main(argv: list[str] | None = None) -> int:
         ("generator", f"{args.kind}: {name} ({generator.sample_rate} Hz)"),
         ("duration (s)", gen_kwargs.get("duration")), ("generator steps", args.gen_steps),
         ("generator guidance", args.gen_guidance_scale), ("top-k", args.top_k),
-        ("enhancer", args.model), ("enhancer steps", args.steps),
-        ("enhancer guidance", args.guidance_scale), ("sampler", args.sampler),
-        ("seed", args.seed)])
+        *enhancer_settings(args, enhancer), ("seed", args.seed)])
     return finish(outcome, out, f"{args.kind} before / after AudioSR", settings, args.quiet)

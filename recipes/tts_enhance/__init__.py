@@ -19,6 +19,7 @@ from recipes.cli_common import (
     UsageError,
     add_enhancer_arguments,
     enhance_options,
+    enhancer_settings,
     finish,
     load_enhancer,
     prepare_output,
@@ -106,7 +107,6 @@ def main(argv: list[str] | None = None) -> int:
     outcome = run_items(generator, lines, out, enhancer, options, args.seed, quiet=args.quiet)
     settings = settings_table([
         ("TTS", f"{generator.kind}: {generator.name} ({generator.sample_rate} Hz)"),
-        ("tokenizer", args.tokenizer), ("vocoder", args.vocoder), ("enhancer", args.model),
-        ("enhancer steps", args.steps), ("enhancer guidance", args.guidance_scale),
-        ("sampler", args.sampler), ("seed", args.seed)])
+        ("tokenizer", args.tokenizer), ("vocoder", args.vocoder),
+        *enhancer_settings(args, enhancer), ("seed", args.seed)])
     return finish(outcome, out, "Text-to-speech before / after AudioSR", settings, args.quiet)
