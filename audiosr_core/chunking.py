@@ -95,11 +95,6 @@ def window_weight(windows: list[Window], i: int) -> np.ndarray:
     return weight
 
 
-def window_weights(windows: list[Window]) -> list[np.ndarray]:
-    """Crossfade weights of every window (see :func:`window_weight`)."""
-    return [window_weight(windows, i) for i in range(len(windows))]
-
-
 ProcessMany = Callable[[list[int], list[np.ndarray]], list[np.ndarray]]
 """``process_many(indices, segments)``: several windows at once, outputs in the same order."""
 
