@@ -199,7 +199,7 @@ def test_enhance_file_applies_one_gain_instead_of_clipping(tiny, tmp_path):
 def test_streamed_file_equals_in_memory_run(tiny, tmp_path, monkeypatch):
     """A long file streamed from disk to disk (two windows per network call) gives the
     in-memory result (same windows, seeds, gain and cutoff), with no partial file left."""
-    x = band_limited(22050, 24.0, 2, seed=5)
+    x = band_limited(22050, 20.0, 2, seed=5)
     x[1] = x[0]
     src = tmp_path / "long.flac"
     sf.write(src, x.T, 22050, subtype="PCM_24")
@@ -219,12 +219,11 @@ def test_streamed_file_equals_in_memory_run(tiny, tmp_path, monkeypatch):
 def test_batched_windows_equal_unbatched(tiny):
     """--batch-size runs windows together; every window keeps its own seed and noise (DDIM
     eta 1 draws fresh noise each step), so only float rounding differs."""
-    x = band_limited(16000, 24.0, 2, seed=7)
+    x = band_limited(16000, 20.0, 1, seed=7)           # three windows: a batch of 2, then 1
     one = tiny.enhance(x, 16000, **FAST).audio
-    three = tiny.enhance(x, 16000, batch_size=3, **FAST).audio
-    assert one.shape == three.shape == (2, 24 * 48000)
-    np.testing.assert_allclose(three, one, atol=1e-5)
-    assert np.abs(one - tiny.enhance(x, 16000, seed=43, **FAST).audio).max() > 1e-3
+    two = tiny.enhance(x, 16000, batch_size=2, **FAST).audio
+    assert one.shape == two.shape == (1, 20 * 48000)
+    np.testing.assert_allclose(two, one, atol=1e-5)
 
 
 def test_enhance_many_batches_files_like_separate_runs(tiny):
