@@ -490,20 +490,23 @@ class AudioSR(Enhancer):
     def enhance_many(self, items: Sequence[tuple[np.ndarray | torch.Tensor, int]],
                      options: EnhanceOptions | None = None, *, progress: bool = False,
                      **kwargs: Any) -> list[EnhanceResult]:
-        """:meth:`enhance` several ``(audio, sample_rate)`` items. Windows of all of them
-        that pad to one length share network calls, up to ``options.batch_size`` windows at
-        a time; each result equals the item's own :meth:`enhance` up to float rounding."""
+        """:meth:`enhance` several ``(audio, sample_rate)`` items, each result equal to the
+        item's own :meth:`enhance` up to float rounding. Up to ``options.batch_size``
+        windows share network calls: the windows of one long item, or short items (one
+        window each) that pad to the same length."""
         opts = _options(options, kwargs)
         jobs = [self._plan(audio, rate, opts) for audio, rate in items]
-        work = [(j, i, seg) for j, job in enumerate(jobs) for i, seg in job.segments()]
-        done: dict[tuple[int, int], np.ndarray] = {}
-        frames = lambda w: dsp.padded_frames(w[2].shape[-1], OUTPUT_RATE)  # noqa: E731
-        for batch in _batches(work, opts.batch_size, key=frames):
-            outs = self._run_jobs([jobs[j].model_job(i, seg) for j, i, seg in batch], opts,
+        short = [j for j, job in enumerate(jobs) if job.active and len(job.windows) == 1]
+        outputs: dict[int, np.ndarray] = {}
+        frames = lambda j: dsp.padded_frames(jobs[j].x48.shape[-1], OUTPUT_RATE)  # noqa: E731
+        for batch in _batches(short, opts.batch_size, key=frames):
+            outs = self._run_jobs([jobs[j].model_job(0, jobs[j].x48) for j in batch], opts,
                                   progress)
-            for (j, i, seg), y in zip(batch, outs, strict=True):
-                done[j, i] = jobs[j].restore(seg, y)
-        return [job.result(lambda i, seg, j=j: done[j, i]) for j, job in enumerate(jobs)]
+            for j, y in zip(batch, outs, strict=True):
+                outputs[j] = jobs[j].restore(jobs[j].x48, y)
+        return [job.result(lambda idx, segs, j=j: [outputs[j]]) if j in outputs
+                else job.result(self._window_runner(job, opts, progress), opts.batch_size)
+                for j, job in enumerate(jobs)]
 
     def _plan(self, audio: np.ndarray | torch.Tensor, sample_rate: int,
               opts: EnhanceOptions) -> _FileJob:
@@ -549,16 +552,21 @@ class AudioSR(Enhancer):
         gain = np.float32(0.5) / (spread + np.float32(1e-8))
         windows = chunking.plan_windows(length, self.segment, self.context, self.crossfade)
         job = _FileJob(None, cutoffs, _filter_kind(opts, seed), seed, windows, mean, gain)
+        return StreamPlan(windows, None, job.result(None, streamed=True),
+                          self._window_runner(job, opts, progress), opts.batch_size)
 
+    def _window_runner(self, job: _FileJob, opts: EnhanceOptions,
+                       progress: bool) -> chunking.ProcessMany:
+        """``process_many(indices, segments)``: windows of ``job`` through the networks
+        together, each with its own seed, back at the file's level."""
         def process_many(indices: list[int], segments: list[np.ndarray]) -> list[np.ndarray]:
-            if not active:
+            if not job.active:
                 return [seg.astype(np.float32) for seg in segments]
             outs = self._run_jobs([job.model_job(i, seg) for i, seg
                                    in zip(indices, segments, strict=True)], opts, progress)
             return [job.restore(seg, y) for seg, y in zip(segments, outs, strict=True)]
 
-        return StreamPlan(windows, None, job.result(None, streamed=True), process_many,
-                          opts.batch_size)
+        return process_many
 
     def _run_jobs(self, jobs: list[ModelJob], opts: EnhanceOptions, progress: bool
                   ) -> list[np.ndarray]:
@@ -664,12 +672,6 @@ class _FileJob:
         """Channels that are enhanced (the rest pass through)."""
         return [i for i, c in enumerate(self.cutoffs) if c.enhance]
 
-    def segments(self) -> Iterator[tuple[int, np.ndarray]]:
-        """``(i, segment)`` of every window, if any channel is enhanced."""
-        if self.active:
-            for i, w in enumerate(self.windows):
-                yield i, self.x48[:, w.seg_start:w.seg_stop]
-
     def window_seed(self, i: int) -> int:
         """Window 0 uses the seed itself (a short file equals a one-pass run)."""
         if i == 0:
@@ -687,16 +689,18 @@ class _FileJob:
         out[self.active] = generated / self.gain + self.mean
         return out
 
-    def result(self, processed: Callable[[int, np.ndarray], np.ndarray] | None,
+    def result(self, process_many: chunking.ProcessMany | None, batch_size: int = 1,
                streamed: bool = False) -> EnhanceResult:
-        """The result; ``processed(i, segment)`` returns window ``i``'s output."""
+        """The result, its windows run through ``process_many`` ``batch_size`` at a time
+        and joined (a streamed file's result has no audio)."""
         kinds = [self.kind if c.enhance else "" for c in self.cutoffs]
         if streamed:
             audio = np.zeros((len(self.cutoffs), 0), np.float32)
-        elif processed is None or not self.active:
+        elif process_many is None or not self.active:
             audio = self.x48.copy()
         else:
-            audio = chunking.overlap_add(self.x48, self.windows, processed)
+            audio = chunking.overlap_add(self.x48, self.windows, None,
+                                         process_many=process_many, batch_size=batch_size)
         return EnhanceResult(audio, OUTPUT_RATE, [c.hz for c in self.cutoffs],
                              statuses(self.cutoffs), self.seed, kinds, streamed=streamed)
 
