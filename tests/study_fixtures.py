@@ -8,14 +8,17 @@ page and is meant to be reused by the end-to-end test (prepare -> serve -> brows
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,6 +33,32 @@ SR = 48000
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def require_chromium() -> None:
+    """Skip without Debian's Chromium, with the command that installs it; fail under CI."""
+    if CHROMIUM.is_file():
+        return
+    msg = (f"{CHROMIUM} not found; install it with `apt-get install chromium chromium-driver` "
+           "to run the browser tests.")
+    if os.environ.get("CI"):
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
+@contextmanager
+def headless_chromium() -> Iterator[Any]:
+    """A headless Chromium driven by Playwright: the Debian package, never a downloaded one."""
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                     args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 def make_bundle(root: Path, n_items: int = 3, generators: tuple[str, ...] = ("gen-a", "gen-b"),

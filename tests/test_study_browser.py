@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import random
 
 import numpy as np
 import pytest
 from study_fixtures import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
+    headless_chromium,
     invite,
     live_server,
     make_bundle,
@@ -22,29 +20,10 @@ from study_fixtures import (
 from recipes.preference_study import db, export
 
 
-def _require_chromium() -> None:
-    if CHROMIUM.is_file():
-        return
-    msg = (f"{CHROMIUM} not found; install it with `apt-get install chromium chromium-driver` "
-           "to run the browser tests.")
-    if os.environ.get("CI"):
-        pytest.fail(msg)
-    pytest.skip(msg)
-
-
 @pytest.fixture(scope="module")
 def browser():
-    """A headless Chromium (the Debian package, never a downloaded one)."""
-    _require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                      args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with headless_chromium() as chromium:
+        yield chromium
 
 
 @pytest.fixture

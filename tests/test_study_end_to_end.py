@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from recipe_fixtures import save_tiny_generator
-from study_fixtures import CHROMIUM, CHROMIUM_ARGS, REPO, run_rater_session
+from study_fixtures import REPO, headless_chromium, require_chromium, run_rater_session
 
 from recipes.preference_study import analyse, db, export, invite, prepare
 from recipes.preference_study.bundle import load_bundle
@@ -45,16 +45,6 @@ CHECKS = 2
 N_TRIALS = PER_GENERATOR * len(GENERATORS) * 3 + CHECKS  # A/B + checks + 2 ratings per item
 SCEPTIC_PATTERN = ("without", "no_difference", "without", "with")
 SERVE_TIMEOUT_S = 60.0
-
-
-def _require_chromium() -> None:
-    if CHROMIUM.is_file():
-        return
-    msg = (f"{CHROMIUM} not found; install it with `apt-get install chromium chromium-driver` "
-           "to run the browser tests.")
-    if os.environ.get("CI"):
-        pytest.fail(msg)
-    pytest.skip(msg)
 
 
 def _make_bundle(tmp_path: Path) -> Path:
@@ -261,9 +251,7 @@ def _bar_shares(png: Path) -> list[list[float]]:
 
 def test_prepare_serve_browser_export_analyse(tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
-    _require_chromium()
-    from playwright.sync_api import sync_playwright
-
+    require_chromium()
     bundle = _make_bundle(tmp_path)
     manifest = load_bundle(bundle)
     assert manifest.generator_names == list(GENERATORS)
@@ -287,36 +275,31 @@ def test_prepare_serve_browser_export_analyse(tmp_path: Path,
     logs: dict[str, list[dict]] = {}
     errors: list[str] = []
     try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                         args=CHROMIUM_ARGS)
-            try:
-                def session(name: str, stop_after: int | None = None):
-                    context = browser.new_context()
-                    try:
-                        page = context.new_page()
-                        page.set_default_timeout(15000)
-                        page.on("pageerror", lambda exc: errors.append(f"{name}: {exc}"))
-                        return run_rater_session(page, base + links[name][1], scripts[name],
-                                                 stop_after=stop_after)
-                    finally:
-                        context.close()
+        with headless_chromium() as browser:
+            def session(name: str, stop_after: int | None = None):
+                context = browser.new_context()
+                try:
+                    page = context.new_page()
+                    page.set_default_timeout(15000)
+                    page.on("pageerror", lambda exc: errors.append(f"{name}: {exc}"))
+                    return run_rater_session(page, base + links[name][1], scripts[name],
+                                             stop_after=stop_after)
+                finally:
+                    context.close()
 
-                for name in names:
-                    if name == "sceptic":  # leaves after 5 trials, resumes in a fresh browser
-                        first = session(name, stop_after=5)
-                        assert "headphones" in first.instructions
-                        rest = session(name)
-                        assert rest.instructions == "" and rest.trials[0]["index"] == 6
-                        log = first
-                        log.trials += rest.trials
-                        log.completion_code = rest.completion_code
-                    else:
-                        log = session(name)
-                    assert log.completion_code == codes[ids[name]]
-                    logs[name] = log.trials
-            finally:
-                browser.close()
+            for name in names:
+                if name == "sceptic":  # leaves after 5 trials, resumes in a fresh browser
+                    first = session(name, stop_after=5)
+                    assert "headphones" in first.instructions
+                    rest = session(name)
+                    assert rest.instructions == "" and rest.trials[0]["index"] == 6
+                    log = first
+                    log.trials += rest.trials
+                    log.completion_code = rest.completion_code
+                else:
+                    log = session(name)
+                assert log.completion_code == codes[ids[name]]
+                logs[name] = log.trials
         # a snapshot while the server runs ...
         live_csv = tmp_path / "answers_live.csv"
         assert export.main([str(bundle), "-o", str(live_csv)]) == 0

@@ -65,8 +65,21 @@ class BundleError(ValueError):
     """A study bundle is missing, malformed or inconsistent (the message says where)."""
 
 
+class _Entry:
+    """Read access to a manifest entry by key, through ``to_dict()``."""
+
+    def to_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def __getitem__(self, key: str) -> Any:
+        return self.to_dict()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.to_dict().get(key, default)
+
+
 @dataclass(frozen=True)
-class GeneratorInfo:
+class GeneratorInfo(_Entry):
     """One generator of the study (``name`` is what answers and reports use)."""
 
     name: str
@@ -74,12 +87,6 @@ class GeneratorInfo:
     model: str
     sample_rate: int
     extra: dict[str, Any] = field(default_factory=dict)
-
-    def __getitem__(self, key: str) -> Any:
-        return self.to_dict()[key]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.to_dict().get(key, default)
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest entry (``extra`` keys merged in)."""
@@ -90,7 +97,7 @@ class GeneratorInfo:
 
 
 @dataclass(frozen=True)
-class Item:
+class Item(_Entry):
     """One pair: the same generated clip without and with super-resolution.
 
     ``files`` maps ``"with"``/``"without"`` to the manifest's relative POSIX paths;
@@ -120,12 +127,6 @@ class Item:
     @property
     def without_path(self) -> Path:
         return self.path("without")
-
-    def __getitem__(self, key: str) -> Any:
-        return self.to_dict()[key]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.to_dict().get(key, default)
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest entry (relative paths; ``extra`` keys merged in)."""
