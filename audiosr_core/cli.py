@@ -243,27 +243,24 @@ def _enhance_group(model, group: list[tuple[dict, Path, Path]], options, subtype
     """
     from .pipeline import save_result
 
-    together = []
+    together, alone = [], []
     for job in group:
         try:
-            if not model.streams_file(job[1], options):
-                together.append(job)
+            (alone if model.streams_file(job[1], options) else together).append(job)
         except AudioSRError:
-            pass                    # enhance_file below reports it
+            alone.append(job)       # enhance_file below reports it
     if len(together) > 1:
         try:
             loaded = [audio.load(src) for _, src, _ in together]
             results = model.enhance_many(loaded, options, progress=progress)
         except AudioSRError:
-            together = []
+            alone = group
         else:
             for (entry, src, dst), res in zip(together, results, strict=True):
                 yield entry, save_result(res, dst, subtype, src)
-    batched = {id(job) for job in together} if len(together) > 1 else set()
-    for job in group:
-        if id(job) in batched:
-            continue
-        entry, src, dst = job
+    else:
+        alone = group
+    for entry, src, dst in alone:
         try:
             yield entry, model.enhance_file(src, dst, options, overwrite=True, subtype=subtype,
                                             progress=progress)

@@ -23,6 +23,8 @@ from urllib.parse import quote
 
 import numpy as np
 
+from recipes.files import write_text_atomic
+
 __all__ = ["PageEntry", "spectrogram_db", "shared_db_range", "render_spectrogram",
            "render_spectrogram_pair", "page_html", "write_listening_page", "MAX_HZ",
            "DYNAMIC_RANGE_DB"]
@@ -210,8 +212,4 @@ def write_listening_page(folder: str | os.PathLike[str], entries: Sequence[PageE
                 if not (root / rel).is_file():
                     raise FileNotFoundError(f"the page links {rel!r}, which is not in {root}")
     text = page_html(entries, title, settings)
-    page = root / "index.html"
-    tmp = root / ".index.html.tmp"
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, page)
-    return page
+    return write_text_atomic(root / "index.html", text)

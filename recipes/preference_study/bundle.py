@@ -27,12 +27,13 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from recipes.files import write_text_atomic
 
 __all__ = [
     "FORMAT",
@@ -388,12 +389,4 @@ def write_manifest(root: str | os.PathLike[str], settings: Mapping[str, Any],
     }
     validate_manifest(manifest, root)
     text = json.dumps(manifest, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=".manifest-", suffix=".json", dir=root)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, root / MANIFEST_NAME)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return root / MANIFEST_NAME
+    return write_text_atomic(root / MANIFEST_NAME, text)

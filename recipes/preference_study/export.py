@@ -8,12 +8,12 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import os
 import sqlite3
 import sys
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+
+from recipes import files
 
 from . import db
 from .trials import StudyError
@@ -58,14 +58,7 @@ def write_text_atomic(path: Path, text: str, *, force: bool) -> None:
     if path.exists() and path.is_dir():
         raise StudyError(f"{path} is a folder; give a file name.")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    files.write_text_atomic(path, text)
 
 
 def _parser() -> argparse.ArgumentParser:
