@@ -1,9 +1,10 @@
 """One line after your generator: its audio at 48 kHz through AudioSR.
 
 ``enhance(obj)`` recognises the generator and returns a wrapper used exactly like it: same
-call signature, same return type and structure, audio at 48 kHz (``round(n * 48000 / sr)``
-samples, the generator's own band kept), and every place the generator reports its sample
-rate says 48000. ``wrapped.unwrap()`` is the original, which ``enhance`` never modifies.
+call signature, same return type and structure, audio at 48 kHz (the input's duration,
+:func:`audiosr_core.rates.output_length` samples, the generator's own band kept), and every
+place the generator reports its sample rate says 48000. ``wrapped.unwrap()`` is the
+original, which ``enhance`` never modifies.
 
 Supported: diffusers ``AudioLDMPipeline`` and ``AudioLDM2Pipeline``; transformers
 ``MusicgenForConditionalGeneration``, ``MusicgenMelodyForConditionalGeneration`` and
@@ -16,8 +17,9 @@ Example
 -------
 >>> from diffusers import AudioLDMPipeline
 >>> from audiosr_adapters import enhance
+>>> pipe = enhance(AudioLDMPipeline.from_pretrained("cvssp/audioldm-s-full-v2"))   # lite
 >>> pipe = enhance(AudioLDMPipeline.from_pretrained("cvssp/audioldm-s-full-v2"), model="basic",
-...                steps=50, guidance_scale=3.5, seed=42)
+...                steps=50, guidance_scale=3.5, seed=42)                       # diffusion
 >>> audio = pipe("a hammer hitting wood", num_inference_steps=10).audios[0]  # doctest: +SKIP
 """
 
@@ -27,12 +29,14 @@ import importlib
 import os
 from typing import TYPE_CHECKING, Any
 
+from audiosr_core.loading import DEFAULT_MODEL
+
 if TYPE_CHECKING:
     import torch
 
     from audiosr_core import EnhanceOptions
 
-    from ._common import Enhanced
+    from .proxy import Enhanced
 
 __all__ = ["enhance", "SUPPORTED"]
 
@@ -62,7 +66,7 @@ SUPPORTED = (
 """What :func:`enhance` accepts, for error messages and docs."""
 
 
-def enhance(obj: Any, model: str | os.PathLike[str] | Any = "basic", *,
+def enhance(obj: Any, model: str | os.PathLike[str] | Any = DEFAULT_MODEL, *,
             sample_rate: int | None = None, device: str | torch.device | None = None,
             options: EnhanceOptions | None = None, **enhance_kwargs: Any) -> Enhanced:
     """Wrap a generator so that its audio comes out at 48 kHz.
@@ -72,10 +76,11 @@ def enhance(obj: Any, model: str | os.PathLike[str] | Any = "basic", *,
     obj : object
         A supported generator (see :data:`SUPPORTED`) or any callable returning a waveform.
     model : str or os.PathLike or enhancer
-        ``"basic"``, ``"speech"``, ``"lite"`` or a folder, loaded once with
-        ``AudioSR.from_pretrained(model, device=...)`` on the first call; or an enhancer
-        object (anything with ``.enhance(audio, sample_rate, options=...)`` like
-        ``AudioSR``), used as it is and shareable between wrappers.
+        ``"lite"`` (default: the packaged CPU model, offline), ``"basic"``, ``"speech"``
+        (the official diffusion models) or a folder, loaded once with
+        ``audiosr_core.load(model, device=...)`` on the first call; or an enhancer object
+        (anything with ``.enhance(audio, sample_rate, options=...)`` such as
+        ``audiosr_core.load(...)`` returns), used as it is and shareable between wrappers.
     sample_rate : int, optional
         The generator's output rate, Hz. Read from the generator by default (FastSpeech2:
         22050); required for callables that do not report one.
@@ -105,7 +110,8 @@ def enhance(obj: Any, model: str | os.PathLike[str] | Any = "basic", *,
     channels of one AudioSR call, at most 8 per call; the engine gives every channel the
     same seed and noise, and each channel is super-resolved on its own.
     """
-    from ._common import Enhanced, Settings
+    from .proxy import Enhanced
+    from .upsampler import Settings
 
     if isinstance(obj, Enhanced):
         raise TypeError(f"{obj!r} is already enhanced; pass obj.unwrap() to wrap it again "

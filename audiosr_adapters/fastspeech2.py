@@ -29,7 +29,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._common import CallableEnhanced, Settings, Upsampler, module_device, replace_output
+from .proxy import CallableEnhanced, replace_output
+from .upsampler import Settings, Upsampler, module_device
 
 __all__ = ["DEFAULT_RATE", "FastSpeech2Enhanced", "wrap"]
 

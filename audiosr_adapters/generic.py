@@ -25,7 +25,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ._common import CallableEnhanced, Settings, Upsampler, check_rate, replace_output
+from audiosr_core.rates import check_rate
+
+from .proxy import CallableEnhanced, replace_output
+from .upsampler import Settings, Upsampler
 
 __all__ = ["AUDIO_KEYS", "RATE_ATTRIBUTES", "GenericEnhanced", "source_rate", "wrap"]
 

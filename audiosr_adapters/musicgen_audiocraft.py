@@ -25,7 +25,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._common import Enhanced, Settings, Upsampler
+from .proxy import Enhanced
+from .upsampler import Settings, Upsampler
 
 __all__ = ["AudiocraftEnhanced", "GENERATE_METHODS", "wrap"]
 

@@ -21,7 +21,6 @@ import functools
 import math
 import os
 import re
-import secrets
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,22 +30,27 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from . import __version__, atomic
 from .errors import AudioInputError, AudioSRError
+from .rates import SAMPLE_RATE, check_rate, output_length
 
 __all__ = [
     "SUPPORTED_EXTENSIONS",
     "SAVE_SUBTYPES",
     "DEFAULT_SUBTYPE",
-    "MIN_SAMPLE_RATE",
-    "MAX_SAMPLE_RATE",
     "MAX_CHANNELS",
-    "TARGET_SAMPLE_RATE",
     "AudioInfo",
     "info",
     "load",
     "validate_array",
+    "pcm_to_float",
+    "float_to_pcm",
     "check_subtype",
     "atomic_writer",
+    "block_writer",
+    "SOFTWARE",
+    "is_enhanced_output",
+    "display_path",
     "Reader48",
     "resample",
     "official_normalize",
@@ -62,13 +66,8 @@ SUPPORTED_EXTENSIONS: tuple[str, ...] = (
     ".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3",
     ".aif", ".aiff", ".aifc", ".au", ".caf", ".w64", ".rf64",
 )  # fmt: skip
-#: Lowest and highest accepted sample rate, Hz.
-MIN_SAMPLE_RATE = 4000
-MAX_SAMPLE_RATE = 384000
 #: Most channels accepted in one file or array.
 MAX_CHANNELS = 8
-#: The rate AudioSR produces, Hz.
-TARGET_SAMPLE_RATE = 48000
 
 #: Output container (from the extension) -> subtypes :func:`save` writes.
 SAVE_SUBTYPES: dict[str, tuple[str, ...]] = {
@@ -77,6 +76,8 @@ SAVE_SUBTYPES: dict[str, tuple[str, ...]] = {
 }
 #: Subtype :func:`save` uses when none is given (both containers).
 DEFAULT_SUBTYPE = "PCM_24"
+#: The "software" tag of every file an enhancer writes (libsndfile appends its own version).
+SOFTWARE = f"audiosr-plug {__version__}"
 
 _SAVE_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
 _SUBTYPE_ALIASES = {
@@ -98,25 +99,21 @@ _MAX_SINC_KERNEL = 1 << 24
 # errors
 
 
+def display_path(path: str | os.PathLike[str] | bytes) -> str:
+    """A path as text that can always be printed: bytes that are not valid UTF-8 (a Latin-1
+    ``caf\\xe9.wav``) are shown as ``\\xe9`` escapes instead of breaking the output."""
+    raw = os.fsencode(path)
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def _sf_name(path: str | os.PathLike[str]) -> str | bytes:
+    """A path for libsndfile: bytes on POSIX, so names that are not valid UTF-8 open too."""
+    return os.fspath(path) if os.name == "nt" else os.fsencode(path)
+
+
 def _error(name: str, problem: str, fix: str) -> AudioInputError:
     """``AudioInputError("<name>: <problem>; <fix>")``."""
-    return AudioInputError(f"{name}: {problem}; {fix}")
-
-
-def _check_rate(name: str, rate: int) -> None:
-    if rate < MIN_SAMPLE_RATE:
-        raise _error(
-            name,
-            f"sample rate {rate} Hz is below the {MIN_SAMPLE_RATE} Hz minimum",
-            f"resample it to at least {MIN_SAMPLE_RATE} Hz first (e.g. `sox IN -r 8000 OUT.wav`)",
-        )
-    if rate > MAX_SAMPLE_RATE:
-        raise _error(
-            name,
-            f"sample rate {rate} Hz is above the {MAX_SAMPLE_RATE} Hz maximum",
-            f"it already exceeds {TARGET_SAMPLE_RATE} Hz; resample it to {TARGET_SAMPLE_RATE} Hz "
-            f"instead (e.g. `sox IN -r {TARGET_SAMPLE_RATE} OUT.wav`)",
-        )
+    return AudioInputError(f"{display_path(name)}: {problem}; {fix}")
 
 
 def _check_channels(name: str, channels: int) -> None:
@@ -191,7 +188,7 @@ class AudioInfo:
     format: str
 
 
-def _check_path(path: str | os.PathLike[str]) -> tuple[Path, str]:
+def _check_path(path: str | os.PathLike[str], check_extension: bool = True) -> tuple[Path, str]:
     """Existence, type, extension and read permission of an input file -> (Path, name)."""
     name = os.fspath(path)
     p = Path(name)
@@ -201,7 +198,7 @@ def _check_path(path: str | os.PathLike[str]) -> tuple[Path, str]:
     if p.is_dir():
         raise _error(name, "is a folder, not an audio file", "pass the audio files inside it")
     ext = p.suffix.lower()
-    if ext not in SUPPORTED_EXTENSIONS:
+    if check_extension and ext not in SUPPORTED_EXTENSIONS:
         what = f"unsupported extension '{p.suffix}'" if ext else "no file extension"
         raise _error(
             name,
@@ -215,6 +212,9 @@ def _check_path(path: str | os.PathLike[str]) -> tuple[Path, str]:
         raise _error(
             name, f"cannot be opened ({exc.strerror or exc})", "check that it is readable"
         ) from None
+    if p.stat().st_size == 0:
+        raise _error(name, "is an empty file (0 bytes)",
+                     "the export or download that made it did not finish; make it again")
     return p, name
 
 
@@ -235,7 +235,7 @@ def _corrupt(name: str, exc: BaseException) -> AudioInputError:
 _DECODE_ERRORS = (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError)
 
 
-def info(path: str | os.PathLike[str]) -> AudioInfo:
+def info(path: str | os.PathLike[str], *, check_extension: bool = True) -> AudioInfo:
     """Validate a file's header and describe it, without decoding its samples.
 
     Checks everything :func:`load` checks except NaN/Inf samples (that needs the samples).
@@ -244,6 +244,8 @@ def info(path: str | os.PathLike[str]) -> AudioInfo:
     ----------
     path : str or PathLike
         An audio file with one of :data:`SUPPORTED_EXTENSIONS`.
+    check_extension : bool
+        False accepts any name (for temporary files, whose names end in ``.part``).
 
     Returns
     -------
@@ -259,13 +261,13 @@ def info(path: str | os.PathLike[str]) -> AudioInfo:
     --------
     load
     """
-    p, name = _check_path(path)
+    p, name = _check_path(path, check_extension)
     try:
-        meta = sf.info(name)
+        meta = sf.info(_sf_name(name))
     except _DECODE_ERRORS as exc:
         raise _corrupt(name, exc) from None
     rate, channels, frames = int(meta.samplerate), int(meta.channels), int(meta.frames)
-    _check_rate(name, rate)
+    check_rate(rate, name)
     _check_channels(name, channels)
     _check_frames(name, frames)
     return AudioInfo(
@@ -318,18 +320,11 @@ def load(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
     """
     _, name = _check_path(path)
     try:
-        with sf.SoundFile(name) as f:
+        with sf.SoundFile(_sf_name(name)) as f:
             rate, channels = int(f.samplerate), int(f.channels)
-            _check_rate(name, rate)
+            check_rate(rate, name)
             _check_channels(name, channels)
-            if f.subtype in _INTEGER_SUBTYPES:
-                raw = f.read(dtype="int32", always_2d=True)  # [samples, channels], left-justified
-                audio = np.empty((raw.shape[1], raw.shape[0]), dtype=np.float32)
-                # int32 -> float32 rounds once; the power-of-two scale is exact.
-                np.multiply(raw.T, np.float32(2.0**-31), out=audio, dtype=np.float32)
-                del raw
-            else:
-                audio = np.ascontiguousarray(f.read(dtype="float32", always_2d=True).T)
+            audio = _decode(f, -1)
     except AudioInputError:
         raise
     except _DECODE_ERRORS as exc:
@@ -337,6 +332,32 @@ def load(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
     _check_frames(name, audio.shape[1])
     _check_finite(name, audio, rate)
     return audio, rate
+
+
+def _decode(f: sf.SoundFile, frames: int) -> np.ndarray:
+    """Up to ``frames`` frames (-1: all) from the current position as float32
+    ``[channels, samples]``: integer PCM as exactly ``code / 2**(bits-1)`` (through libsndfile's
+    left-justified int32), everything else as libsndfile's float32."""
+    if f.subtype in _INTEGER_SUBTYPES:
+        raw = f.read(frames, dtype="int32", always_2d=True)  # [samples, channels]
+        out = np.empty((raw.shape[1], raw.shape[0]), dtype=np.float32)
+        # int32 -> float32 rounds once; the power-of-two scale is exact.
+        np.multiply(raw.T, np.float32(2.0**-31), out=out, dtype=np.float32)
+        return out
+    return np.ascontiguousarray(f.read(frames, dtype="float32", always_2d=True).T)
+
+
+def is_enhanced_output(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a file an audiosr-plug enhancer wrote (its "software" tag says so).
+
+    False for anything unreadable; reads the header only.
+    """
+    try:
+        with sf.SoundFile(_sf_name(path)) as f:
+            software = f.software or ""
+    except (*_DECODE_ERRORS, AttributeError):
+        return False
+    return software.split(" (")[0].split(" ")[0] == SOFTWARE.split(" ")[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -362,35 +383,63 @@ def _as_numpy(audio: Any, name: str) -> np.ndarray:
         ) from None
 
 
-def _to_float32(arr: np.ndarray, name: str) -> np.ndarray:
-    """Float arrays -> float32; integer PCM arrays scaled to +-1 (int8/16/32 by 2**(bits-1))."""
+def pcm_to_float(arr: np.ndarray, name: str = "input") -> np.ndarray:
+    """Samples as float32 with full scale at +-1.0: the one PCM-to-float conversion.
+
+    Floats are converted to float32 as they are. Signed integers of 8, 16 and 32 bits are
+    divided by ``2**(bits-1)`` (an int16 code k becomes exactly ``k / 32768``); uint8 is
+    ``(x - 128) / 128``. Other integer types (int64, uint16, uint32, ...) have no agreed
+    audio scale -- an int64 array is usually a list of int16 codes that numpy widened -- and
+    are refused rather than silently scaled to near-silence.
+
+    Parameters
+    ----------
+    arr : np.ndarray
+        Any shape.
+    name : str
+        How the error message refers to the audio.
+
+    Raises
+    ------
+    AudioInputError
+        Complex or unscaled integer types.
+
+    See Also
+    --------
+    float_to_pcm : the inverse.
+    """
     kind = arr.dtype.kind
     if kind == "f":
         return arr.astype(np.float32, copy=False)
-    if kind == "i" and arr.dtype.itemsize <= 4:
+    if kind == "i" and arr.dtype.itemsize in (1, 2, 4):
         return arr.astype(np.float32) * np.float32(2.0 ** -(8 * arr.dtype.itemsize - 1))
     if arr.dtype == np.uint8:
         return (arr.astype(np.float32) - np.float32(128.0)) * np.float32(1.0 / 128.0)
+    if kind == "c":
+        raise _error(name, "has complex samples", "pass real-valued audio")
     raise _error(
         name,
         f"has samples of type {arr.dtype}, which has no agreed audio scale",
-        "convert it to floating point with full scale at +-1.0",
+        "convert it to floating point with full scale at +-1.0, or to int16/int32 PCM codes "
+        "(e.g. `x.astype(numpy.int16)` for 16-bit codes)",
     )
 
 
-def _check_rate_value(name: str, sample_rate: Any) -> int:
-    ok = isinstance(sample_rate, (int, float, np.integer, np.floating)) and not isinstance(
-        sample_rate, bool
-    )
-    if not ok or not math.isfinite(float(sample_rate)) or float(sample_rate) != int(sample_rate):
-        raise _error(
-            name,
-            f"sample rate {sample_rate!r} is not a whole number of Hz",
-            "pass the sample rate as an int, e.g. 16000",
-        )
-    rate = int(sample_rate)
-    _check_rate(name, rate)
-    return rate
+def float_to_pcm(x: np.ndarray, dtype: np.dtype | type) -> np.ndarray:
+    """The inverse of :func:`pcm_to_float`: float samples to ``dtype``.
+
+    Float types are cast; int8/16/32 and uint8 codes are rounded (half to even) and
+    saturated at their range. ``dtype`` must be one :func:`pcm_to_float` accepts.
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return x.astype(dtype, copy=False)
+    if dtype.kind == "i" and dtype.itemsize in (1, 2, 4):
+        scale = 2.0 ** (8 * dtype.itemsize - 1)
+        return np.clip(np.rint(np.asarray(x, np.float64) * scale), -scale, scale - 1).astype(dtype)
+    if dtype == np.uint8:
+        return np.clip(np.rint(np.asarray(x, np.float64) * 128 + 128), 0, 255).astype(dtype)
+    raise TypeError(f"float_to_pcm: no audio scale for {dtype}")
 
 
 def validate_array(audio: Any, sample_rate: Any, name: str = "input") -> np.ndarray:
@@ -420,7 +469,7 @@ def validate_array(audio: Any, sample_rate: Any, name: str = "input") -> np.ndar
         Wrong dimensions, more than 8 channels, zero samples, NaN/Inf, complex or unscaled
         integer types, sample rate not a whole number or outside [4000, 384000] Hz.
     """
-    rate = _check_rate_value(name, sample_rate)
+    rate = check_rate(sample_rate, name)
     arr = _as_numpy(audio, name)
     if arr.dtype.kind == "c":
         raise _error(name, "has complex samples", "pass real-valued audio")
@@ -441,7 +490,7 @@ def validate_array(audio: Any, sample_rate: Any, name: str = "input") -> np.ndar
         )
     _check_channels(name, channels)
     _check_frames(name, samples)
-    arr = np.ascontiguousarray(_to_float32(arr, name))
+    arr = np.ascontiguousarray(pcm_to_float(arr, name))
     _check_finite(name, arr, rate)
     return arr
 
@@ -450,13 +499,8 @@ def validate_array(audio: Any, sample_rate: Any, name: str = "input") -> np.ndar
 # resampling
 
 
-def _output_length(samples: int, orig_sr: int, target_sr: int) -> int:
-    """``ceil(samples * target_sr / orig_sr)`` in exact integer arithmetic."""
-    return -(-samples * target_sr // orig_sr)
-
-
 def resample(
-    audio: np.ndarray, orig_sr: int, target_sr: int = TARGET_SAMPLE_RATE, method: str = "soxr"
+    audio: np.ndarray, orig_sr: int, target_sr: int = SAMPLE_RATE, method: str = "soxr"
 ) -> np.ndarray:
     """Change the sample rate of float audio.
 
@@ -484,8 +528,9 @@ def resample(
     -------
     np.ndarray
         float32, same number of channels (and dimensions) as ``audio``, with exactly
-        ``ceil(samples * target_sr / orig_sr)`` samples for both methods. Equal rates return a
-        float32 copy.
+        :func:`audiosr_core.rates.output_length` ``(samples, orig_sr, target_sr)`` samples
+        (the input's duration, rounded to the nearest sample) for both methods. Equal rates
+        return a float32 copy.
 
     Raises
     ------
@@ -497,10 +542,10 @@ def resample(
     >>> x = np.zeros((2, 16000), np.float32)
     >>> resample(x, 16000, 48000).shape
     (2, 48000)
-    >>> resample(x[:, :1001], 44100, 48000, method="sinc_hann").shape   # ceil(1001 * 160/147)
+    >>> resample(x[:, :1001], 44100, 48000, method="sinc_hann").shape   # 1001 * 160/147 = 1089.6
     (2, 1090)
     """
-    orig, target = (_positive_rate(r) for r in (orig_sr, target_sr))
+    orig, target = (check_rate(r, "resample", low=None, high=None) for r in (orig_sr, target_sr))
     x = np.asarray(audio, dtype=np.float32)
     if x.ndim not in (1, 2):
         raise AudioInputError(
@@ -518,22 +563,14 @@ def resample(
     return y[0] if x.ndim == 1 else y
 
 
-def _positive_rate(rate: Any) -> int:
-    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)):
-        raise AudioInputError(f"resample: sample rate {rate!r} is not a number of Hz")
-    if not math.isfinite(float(rate)) or float(rate) != int(rate) or int(rate) <= 0:
-        raise AudioInputError(f"resample: sample rate {rate!r} is not a positive whole number")
-    return int(rate)
-
-
 def _resample_soxr(x: np.ndarray, orig: int, target: int) -> np.ndarray:
-    """soxr VHQ on [channels, samples] float32, padded with zeros to reach the ceil length."""
+    """soxr VHQ on [channels, samples] float32, padded with zeros to reach the full length."""
     channels, samples = x.shape
-    n_out = _output_length(samples, orig, target)
+    n_out = output_length(samples, orig, target)
     if samples == 0:
         return np.zeros((channels, 0), np.float32)
     # soxr's one-shot length is rounded down; trailing zeros (what soxr assumes past the end
-    # anyway) give it enough input for the ceil length.
+    # anyway) give it enough input for the rounded length.
     pad = -(-orig // target) + 1
     frames = np.zeros((samples + pad, channels), np.float32)
     frames[:samples] = x.T
@@ -581,7 +618,7 @@ def _resample_sinc_hann(x: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarr
         )
     kernel, pad = _sinc_hann_kernel(orig, new)
     channels, samples = x.shape
-    n_out = _output_length(samples, orig, new)
+    n_out = output_length(samples, orig, new)
     with torch.no_grad():
         wave = torch.from_numpy(np.ascontiguousarray(x))
         wave = torch.nn.functional.pad(wave, (pad, pad + orig))
@@ -714,6 +751,7 @@ def save(
     sample_rate: int,
     subtype: str | int | None = None,
     input_paths: Iterable[str | os.PathLike[str]] = (),
+    software: str | None = None,
 ) -> Path:
     """Write audio to WAV or FLAC atomically.
 
@@ -741,6 +779,9 @@ def save(
         Files that must not be overwritten (the inputs this output was made from). Compared
         by identity (``os.path.samefile``, which also catches hard links and symlinks) or by
         resolved path.
+    software : str, optional
+        Stored in the file's "software" tag; the enhancers write :data:`SOFTWARE` there, so
+        that :func:`is_enhanced_output` can tell their outputs from inputs.
 
     Returns
     -------
@@ -757,7 +798,7 @@ def save(
     name = os.fspath(path)
     sub = _resolve_subtype(subtype, _save_format(Path(name)), name)
     data = validate_array(audio, sample_rate, name=name)
-    with atomic_writer(path, sample_rate, data.shape[0], sub, input_paths) as write:
+    with atomic_writer(path, sample_rate, data.shape[0], sub, input_paths, software) as write:
         write(data)
     return Path(name)
 
@@ -773,13 +814,14 @@ def _save_format(dest: Path) -> str:
 @contextlib.contextmanager
 def atomic_writer(path: str | os.PathLike[str], sample_rate: int, channels: int,
                   subtype: str | int | None = None,
-                  input_paths: Iterable[str | os.PathLike[str]] = ()
-                  ) -> Iterator[Callable[[np.ndarray], None]]:
+                  input_paths: Iterable[str | os.PathLike[str]] = (),
+                  software: str | None = None) -> Iterator[Callable[[np.ndarray], None]]:
     """Write a WAV/FLAC file block by block, atomically: the rules of :func:`save`.
 
     Yields ``write(block)`` for float ``[channels, samples]`` blocks (quantised like
     :func:`save`). ``path`` appears, complete, only when the ``with`` block ends without an
-    exception; on any exception (``KeyboardInterrupt`` included) the temporary file is removed.
+    exception (:func:`audiosr_core.atomic.atomic_path`); on any exception
+    (``KeyboardInterrupt`` included) the temporary file is removed.
 
     Examples
     --------
@@ -797,52 +839,67 @@ def atomic_writer(path: str | os.PathLike[str], sample_rate: int, channels: int,
         if _same_file(dest, Path(os.fspath(inp))):
             raise _error(
                 name,
-                f"refusing to overwrite the input file {os.fspath(inp)}",
+                f"refusing to overwrite the input file {display_path(inp)}",
                 "choose another output folder or file name",
             )
     if dest.is_dir():
         raise _error(name, "is an existing folder", "give a file name ending in .wav or .flac")
-    tmp: Path | None = None
+    caller_failed = False
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        while True:
-            tmp = dest.parent / f".{dest.name}.{secrets.token_hex(4)}.part"
+        with atomic.atomic_path(dest) as tmp, block_writer(tmp, sample_rate, channels, sub,
+                                                           fmt, software) as write:
             try:
-                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-                break
-            except FileExistsError:
-                continue
-        with sf.SoundFile(os.fspath(tmp), "w", int(sample_rate), int(channels), sub,
-                          format=fmt) as f:
-            yield lambda block: f.write(_encode(np.asarray(block, np.float32), sub))
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, dest)
-        tmp = None
-    except BaseException as exc:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-        if isinstance(exc, (OSError, RuntimeError)):
-            raise AudioSRError(
-                f"{name}: could not be written ({exc}); check free space and permissions "
-                "of the output folder"
-            ) from exc
-        raise
-    _fsync_dir(dest.parent)
+                yield write
+            except BaseException:
+                caller_failed = True
+                raise
+    except OSError as exc:      # the folder or the rename, not the caller's own errors
+        if caller_failed or isinstance(exc, AudioSRError):
+            raise
+        raise _unwritable(name, exc) from exc
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename durable (best effort; not available on every platform)."""
-    with contextlib.suppress(OSError, AttributeError):
-        fd = os.open(folder, os.O_RDONLY)
+def _unwritable(name: str, exc: BaseException) -> AudioSRError:
+    return AudioSRError(f"{display_path(name)}: could not be written ({exc}); check free space "
+                        "and permissions of the output folder")
+
+
+@contextlib.contextmanager
+def block_writer(path: str | os.PathLike[str], sample_rate: int, channels: int,
+                 subtype: str, fmt: str, software: str | None = None
+                 ) -> Iterator[Callable[[np.ndarray], None]]:
+    """Write a WAV/FLAC file block by block at ``path`` as it is (not atomic: for temporary
+    files; use :func:`atomic_writer` for outputs). ``subtype`` and ``fmt`` are libsndfile
+    names (``"PCM_24"``, ``"WAV"``); blocks are float ``[channels, samples]``. ``software``
+    is stored in the file's "software" tag (WAV INFO ISFT, FLAC comment).
+
+    Raises
+    ------
+    AudioSRError
+        The file cannot be opened or written (the encoder's reason).
+    """
+    name = os.fspath(path)
+    try:
+        f = sf.SoundFile(_sf_name(name), "w", int(sample_rate), int(channels), subtype,
+                         format=fmt)
+        if software:
+            f.software = software       # libsndfile takes strings only before the samples
+    except (OSError, RuntimeError) as exc:
+        raise _unwritable(name, exc) from exc
+
+    def write(block: np.ndarray) -> None:
         try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            f.write(_encode(np.asarray(block, np.float32), subtype))
+        except (OSError, RuntimeError) as exc:
+            raise _unwritable(name, exc) from exc
+
+    try:
+        yield write
+    finally:
+        try:
+            f.close()
+        except (OSError, RuntimeError) as exc:
+            raise _unwritable(name, exc) from exc
 
 
 class Reader48:
@@ -863,14 +920,14 @@ class Reader48:
     MARGIN = 4800
     """Resampler context on each side of a chunk, 48 kHz samples (0.1 s)."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.meta = info(path)
+    def __init__(self, path: str | os.PathLike[str], *, check_extension: bool = True) -> None:
+        self.meta = info(path, check_extension=check_extension)
         self.name = os.fspath(path)
         self.rate = self.meta.sample_rate
         self.channels = self.meta.channels
-        self.length = round(self.meta.frames * TARGET_SAMPLE_RATE / self.rate)
-        self._step = self.rate // math.gcd(self.rate, TARGET_SAMPLE_RATE)
-        self._file = sf.SoundFile(self.name)
+        self.length = output_length(self.meta.frames, self.rate)
+        self._step = self.rate // math.gcd(self.rate, SAMPLE_RATE)
+        self._file = sf.SoundFile(_sf_name(self.name))
 
     def __enter__(self) -> Reader48:
         return self
@@ -884,22 +941,22 @@ class Reader48:
     def read(self, start: int, stop: int) -> np.ndarray:
         """The 48 kHz samples ``[start, stop)`` (zeros past the end), float32."""
         out = np.zeros((self.channels, stop - start), np.float32)
-        if self.rate == TARGET_SAMPLE_RATE:
+        if self.rate == SAMPLE_RATE:
             block = self._source(start, min(stop, self.meta.frames))
             out[:, :block.shape[1]] = block
             return out
-        first = max(0, start - self.MARGIN) * self.rate // TARGET_SAMPLE_RATE
+        first = max(0, start - self.MARGIN) * self.rate // SAMPLE_RATE
         first -= first % self._step                      # output grid: first * 48000 / rate
         last = min(self.meta.frames,
-                   math.ceil((stop + self.MARGIN) * self.rate / TARGET_SAMPLE_RATE) + 1)
-        up = resample(self._source(first, last), self.rate, TARGET_SAMPLE_RATE)
-        offset = first * TARGET_SAMPLE_RATE // self.rate
+                   math.ceil((stop + self.MARGIN) * self.rate / SAMPLE_RATE) + 1)
+        up = resample(self._source(first, last), self.rate, SAMPLE_RATE)
+        offset = first * SAMPLE_RATE // self.rate
         part = up[:, start - offset:stop - offset]
         out[:, :part.shape[1]] = part[:, :min(part.shape[1], self.length - start)]
         return out
 
     def _source(self, first: int, last: int) -> np.ndarray:
         self._file.seek(first)
-        block = self._file.read(max(0, last - first), dtype="float32", always_2d=True).T
+        block = _decode(self._file, max(0, last - first))
         _check_finite(self.name, block, self.rate)
-        return np.ascontiguousarray(block)
+        return block

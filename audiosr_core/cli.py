@@ -13,23 +13,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import __version__, audio, dsp
+from . import __version__, audio
 from .errors import AudioSRError
+from .status import Outcome, Status
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-STATUS_TEXT = {
-    "band-limited": "would be enhanced",
-    "silent": "near-silent: passed through unchanged",
-    "full-band": "already full-band: passed through unchanged",
-    "low": "content below 1 kHz only: passed through unchanged",
-}
 
 
 @dataclass
@@ -40,20 +35,26 @@ class ChannelReport:
     peak_dbfs: float
     rms_dbfs: float
     bandwidth_hz: float
-    status: str
+    status: Status
     energy_cutoff_hz: float
 
 
 def analyse_channels(samples, sample_rate: int) -> list[ChannelReport]:
     """Level and bandwidth of each channel of ``[channels, samples]`` audio.
 
-    ``bandwidth_hz`` is where the spectrum ends (:func:`dsp.detect_band_edge`, what ``lite``
-    uses); ``energy_cutoff_hz`` is the official 0.985 energy point the diffusion models use.
+    ``bandwidth_hz`` and ``status`` are what the default model, ``lite``, sees
+    (:func:`audiosr_core.lite_pipeline.detect_band`: where the spectrum ends);
+    ``energy_cutoff_hz`` is the official 0.985 energy point the diffusion models use.
     """
-    wave48 = audio.resample(samples, sample_rate, dsp.SAMPLE_RATE)
+    from . import dsp
+    from .lite_pipeline import detect_band
+    from .rates import SAMPLE_RATE, output_length
+
+    wave48 = audio.resample(samples, sample_rate, SAMPLE_RATE)
+    wave48 = wave48[:, :output_length(samples.shape[-1], sample_rate)]
     reports = []
     for ch in range(samples.shape[0]):
-        edge = dsp.detect_band_edge(wave48[ch], max_hz=min(sample_rate, dsp.SAMPLE_RATE) / 2)
+        edge = detect_band(wave48[ch], sample_rate)
         energy = dsp.detect_cutoff(wave48[ch])
         reports.append(ChannelReport(ch, round(audio.peak_dbfs(samples[ch]), 2),
                                      round(audio.rms_dbfs(samples[ch]), 2), edge.hz, edge.status,
@@ -74,22 +75,23 @@ def cmd_info(args: argparse.Namespace) -> int:
             channels = analyse_channels(samples, rate)
         except AudioSRError as exc:
             failed += 1
-            results.append({"path": str(path), "error": str(exc)})
+            results.append({"path": os.fspath(path), "error": str(exc)})
             if not args.json:
                 print(f"audiosr-plug: error: {exc}", file=sys.stderr)
             continue
-        entry = {"path": str(path), "sample_rate": meta.sample_rate, "channels": meta.channels,
-                 "frames": meta.frames, "duration_s": meta.duration_s, "format": meta.format,
-                 "subtype": meta.subtype, "per_channel": [_json_channel(c) for c in channels]}
+        entry = {"path": os.fspath(path), "sample_rate": meta.sample_rate,
+                 "channels": meta.channels, "frames": meta.frames,
+                 "duration_s": meta.duration_s, "format": meta.format, "subtype": meta.subtype,
+                 "per_channel": [_json_channel(c) for c in channels]}
         results.append(entry)
         if not args.json:
             plural = "s" if meta.channels != 1 else ""
-            print(f"{path}\n  {meta.sample_rate} Hz, {meta.duration_s:.2f} s, "
+            print(f"{audio.display_path(path)}\n  {meta.sample_rate} Hz, {meta.duration_s:.2f} s, "
                   f"{meta.channels} channel{plural}, {meta.format} {meta.subtype}")
             for c in channels:
                 print(f"  ch{c.channel}: peak {_format_db(c.peak_dbfs)}, RMS "
                       f"{_format_db(c.rms_dbfs)}, content up to {c.bandwidth_hz / 1000:.1f} kHz"
-                      f" -> {STATUS_TEXT[c.status]}")
+                      f" -> {c.status.describe()}")
     if args.json:
         json.dump(results, sys.stdout, indent=2, allow_nan=False)
         print()
@@ -99,33 +101,6 @@ def cmd_info(args: argparse.Namespace) -> int:
 def _json_channel(report: ChannelReport) -> dict:
     """JSON has no -inf: digital silence has ``null`` levels."""
     return {k: (None if v == float("-inf") else v) for k, v in asdict(report).items()}
-
-
-def find_inputs(paths: Sequence[str], extensions: Sequence[str] | None = None
-                ) -> Iterator[tuple[Path, Path]]:
-    """``(input file, output path relative to OUTDIR without extension)`` for files and folders.
-
-    A file ``a/b.wav`` maps to ``b``; a folder ``dir`` is searched recursively for audio files
-    (only ``extensions``, e.g. ``[".wav", ".flac"]``, if given) and ``dir/x/y.flac`` maps to
-    ``dir/x/y``, so the output tree mirrors the input tree.
-    """
-    allowed = {e.lower() for e in extensions} if extensions else audio.SUPPORTED_EXTENSIONS
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            for f in sorted(path.rglob("*")):
-                if f.is_file() and f.suffix.lower() in allowed:
-                    yield f, Path(path.name) / f.relative_to(path).with_suffix("")
-        else:
-            yield path, Path(path.stem)
-
-
-def read_list(source: str) -> list[str]:
-    """Paths from a list file (one per line; blank lines and ``#`` comments skipped; ``-`` is
-    standard input)."""
-    text = sys.stdin.read() if source == "-" else Path(source).read_text()
-    return [line.strip() for line in text.splitlines()
-            if line.strip() and not line.lstrip().startswith("#")]
 
 
 def _extensions(text: str) -> list[str]:
@@ -138,25 +113,53 @@ def _extensions(text: str) -> list[str]:
     return exts
 
 
+def _usage_error(message: str) -> int:
+    print(f"audiosr-plug: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _check_report_path(report: Path | None) -> str | None:
+    """Why ``--report`` cannot be written (checked before any work), or None."""
+    if report is None:
+        return None
+    where = report.parent if str(report.parent) else Path(".")
+    if report.is_dir():
+        return f"--report {audio.display_path(report)} is a folder; give a file name"
+    if not where.is_dir():
+        return (f"--report: the folder {audio.display_path(where)} does not exist; create it "
+                "or choose another path")
+    if not os.access(where, os.W_OK):
+        return f"--report: the folder {audio.display_path(where)} is not writable"
+    return None
+
+
+def _reason(exc: BaseException, source: Path) -> str:
+    """The error's message without the input's name in front (the report names it)."""
+    text = str(exc)
+    for name in (audio.display_path(source), os.fspath(source)):
+        if text.startswith(name + ": "):
+            return text[len(name) + 2:]
+    return text
+
+
 def cmd_enhance(args: argparse.Namespace) -> int:
     import time
 
     import torch
     from tqdm.auto import tqdm
 
-    from .pipeline import AudioSR, EnhanceOptions
+    from . import atomic
+    from .devices import resolve_device
+    from .enhancer import EnhanceOptions
+    from .jobs import plan_jobs, read_list
+    from .loading import load
     from .sampling import make_sampler
 
     try:
         listed = read_list(args.list) if args.list else []
     except OSError as exc:
-        print(f"audiosr-plug: error: cannot read list file {args.list}: {exc.strerror}",
-              file=sys.stderr)
-        return EXIT_USAGE
-    jobs = list(find_inputs([*args.inputs, *listed], args.ext))
-    if not jobs:
-        print("audiosr-plug: error: no audio files found in the given inputs", file=sys.stderr)
-        return EXIT_FAILED
+        return _usage_error(f"cannot read list file {audio.display_path(args.list)}: "
+                            f"{exc.strerror}")
     try:
         options = EnhanceOptions(steps=args.steps, guidance_scale=args.guidance_scale,
                                  seed=args.seed, sampler=args.sampler,
@@ -165,83 +168,109 @@ def cmd_enhance(args: argparse.Namespace) -> int:
         make_sampler(options.sampler, options.steps)  # rejects step counts it cannot run
         if args.subtype:
             args.subtype = audio.check_subtype(args.subtype, args.format)
+        device = resolve_device(args.device)
     except (ValueError, AudioSRError) as exc:
-        print(f"audiosr-plug: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _usage_error(str(exc))
+    problem = _check_report_path(args.report)
+    if problem is None and args.output_dir.exists() and not args.output_dir.is_dir():
+        problem = f"-o {audio.display_path(args.output_dir)} exists and is not a folder"
+    if problem:
+        return _usage_error(problem)
+    plan = plan_jobs([*args.inputs, *listed], args.output_dir, args.format, args.ext)
+    if not plan.jobs and not plan.refused:
+        print("audiosr-plug: error: no audio files found in the given inputs", file=sys.stderr)
+        return EXIT_FAILED
+    for path in atomic.sweep(args.output_dir):
+        print(f"audiosr-plug: removed {audio.display_path(path)}, left by an interrupted run",
+              file=sys.stderr)
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16,
              "float16": torch.float16}[args.dtype]
-    model = AudioSR.from_pretrained(args.model, device=args.device, dtype=dtype)
-    inputs = {src.resolve() for src, _ in jobs}
-    report: list[dict] = []
+    report: list[dict] = [{"input": os.fspath(r.source), "output": _fspath(r.output),
+                           "result": Outcome.FAILED, "reason": r.reason} for r in plan.refused]
+    for r in plan.refused:
+        print(f"audiosr-plug: error: {audio.display_path(r.source)}: {r.reason}",
+              file=sys.stderr)
     pending: list[tuple[dict, Path, Path]] = []
-    bar = tqdm(total=len(jobs), desc="files", unit="file", disable=args.quiet)
+    bar = tqdm(total=len(plan.jobs), desc="files", unit="file", disable=args.quiet)
+    model = None
 
     def run_pending() -> None:
         t0 = time.perf_counter()
         done = list(_enhance_group(model, pending, options, args.subtype, not args.quiet))
         seconds = (time.perf_counter() - t0) / max(len(done), 1)
-        for entry, res in done:
-            if isinstance(res, AudioSRError):
-                entry.update(result="failed", reason=str(res))
-                bar.write(f"audiosr-plug: error: {res}", file=sys.stderr)
+        for entry, src, res in done:
+            if isinstance(res, BaseException):
+                entry.update(result=Outcome.FAILED, reason=_reason(res, src))
+                bar.write(f"audiosr-plug: error: {audio.display_path(src)}: {entry['reason']}",
+                          file=sys.stderr)
                 continue
-            entry.update(result="processed", seconds=round(seconds, 3),
+            entry.update(result=Outcome.PROCESSED, seconds=round(seconds, 3),
                          cutoff_hz=res.cutoff_hz, status=res.status,
                          output_gain_db=res.output_gain_db)
             if res.output_gain_db < 0:
-                bar.write(f"audiosr-plug: {entry['output']}: lowered by "
+                bar.write(f"audiosr-plug: {audio.display_path(entry['output'])}: lowered by "
                           f"{-res.output_gain_db:.2f} dB for the whole file so the added high "
                           "band does not clip", file=sys.stderr)
         bar.update(len(pending))
         pending.clear()
 
     try:
-        for src, rel in jobs:
-            dst = args.output_dir / rel.with_suffix("." + args.format)
-            bar.set_postfix_str(src.name)
-            entry = {"input": str(src), "output": str(dst)}
+        for job in plan.jobs:
+            bar.set_postfix_str(audio.display_path(job.source.name))
+            entry = {"input": os.fspath(job.source), "output": os.fspath(job.output)}
             report.append(entry)
-            if dst.resolve() in inputs:
-                entry.update(result="failed", reason=f"output {dst} would overwrite an input file")
+            if job.output.exists() and not args.overwrite:
+                entry["result"] = Outcome.SKIPPED
                 bar.update(1)
                 continue
-            if dst.exists() and not args.overwrite:
-                entry["result"] = "skipped"
-                bar.update(1)
-                continue
-            pending.append((entry, src, dst))
+            if model is None:
+                model = load(args.model, device=device, dtype=dtype)
+            pending.append((entry, job.source, job.output))
             if len(pending) >= args.batch_size:
                 run_pending()
         if pending:
             run_pending()
     finally:
         bar.close()
-        interrupted = len(report) < len(jobs) or any("result" not in e for e in report)
+        interrupted = any("result" not in e for e in report)
         for entry in report:
-            entry.setdefault("result", "interrupted")
-        counts = {k: sum(e["result"] == k for e in report)
-                  for k in ("processed", "skipped", "failed")}
+            entry.setdefault("result", Outcome.INTERRUPTED)
+        counts = {str(k): sum(e["result"] == k for e in report)
+                  for k in (Outcome.PROCESSED, Outcome.SKIPPED, Outcome.FAILED)}
         if args.report:
-            args.report.write_text(json.dumps({
+            atomic.write_text(args.report, json.dumps({
                 "model": args.model, "options": asdict(options), "counts": counts,
-                "interrupted": interrupted, "files": report}, indent=2) + "\n")
+                "interrupted": interrupted, "earlier_outputs_ignored": plan.earlier_outputs,
+                "files": report}, indent=2) + "\n")
+    notes = []
+    if plan.earlier_outputs:
+        notes.append(f"{plan.earlier_outputs} earlier output(s) in the input folders ignored")
+    if plan.duplicates:
+        notes.append(f"{plan.duplicates} input(s) named twice, enhanced once")
     print(f"{counts['processed']} enhanced, {counts['skipped']} skipped (output exists; "
-          f"--overwrite to redo), {counts['failed']} failed", file=sys.stderr)
+          f"--overwrite to redo), {counts['failed']} failed"
+          + "".join(f"; {n}" for n in notes), file=sys.stderr)
     for entry in report:
-        if entry["result"] == "failed":
-            print(f"  failed: {entry['input']}: {entry['reason']}", file=sys.stderr)
+        if entry["result"] == Outcome.FAILED:
+            print(f"  failed: {audio.display_path(entry['input'])}: {entry['reason']}",
+                  file=sys.stderr)
     return EXIT_FAILED if counts["failed"] else EXIT_OK
 
 
+def _fspath(path: Path | None) -> str | None:
+    return None if path is None else os.fspath(path)
+
+
 def _enhance_group(model, group: list[tuple[dict, Path, Path]], options, subtype: str | None,
-                   progress: bool) -> Iterator[tuple[dict, object]]:
-    """``(entry, EnhanceResult or AudioSRError)`` for each ``(entry, src, dst)`` of ``group``.
+                   progress: bool) -> Iterator[tuple[dict, Path, object]]:
+    """``(entry, source, EnhanceResult or the error)`` for each ``(entry, src, dst)``.
 
     Files that are not streamed go through :meth:`enhance_many` together, so their windows
     share network calls (``--batch-size``); if any of them is bad, the group is redone file
-    by file so that only the bad one fails.
+    by file so that only the bad one fails. Saving is per file: one output that cannot be
+    written fails alone.
     """
-    from .pipeline import save_result
+    from .enhancer import save_result
 
     together, alone = [], []
     for job in group:
@@ -257,15 +286,18 @@ def _enhance_group(model, group: list[tuple[dict, Path, Path]], options, subtype
             alone = group
         else:
             for (entry, src, dst), res in zip(together, results, strict=True):
-                yield entry, save_result(res, dst, subtype, src)
+                try:
+                    yield entry, src, save_result(res, dst, subtype, src)
+                except AudioSRError as exc:
+                    yield entry, src, exc
     else:
         alone = group
     for entry, src, dst in alone:
         try:
-            yield entry, model.enhance_file(src, dst, options, overwrite=True, subtype=subtype,
-                                            progress=progress)
+            yield entry, src, model.enhance_file(src, dst, options, overwrite=True,
+                                                 subtype=subtype, progress=progress)
         except AudioSRError as exc:
-            yield entry, exc
+            yield entry, src, exc
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
@@ -297,10 +329,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     enh = sub.add_parser(
         "enhance", help="super-resolve audio files or folders to 48 kHz",
-        description="Enhance files, or folders searched recursively, into OUTDIR (the folder "
-                    "structure is mirrored). Existing outputs are skipped unless --overwrite, so "
-                    "an interrupted run resumes; inputs are never overwritten. A failed file is "
-                    "reported and the run goes on; the exit code is 1 if any file failed.")
+        description="Enhance files, or folders searched recursively, into OUTDIR: a file "
+                    "a/b.wav becomes OUTDIR/b.wav, a folder's tree is mirrored under "
+                    "OUTDIR/<folder name>/, and nothing is written outside OUTDIR. Folder "
+                    "searches skip hidden files and folders (names starting with '.', such as "
+                    "macOS ._x.wav files and our own temporary files), the output folder and "
+                    "earlier outputs. Two inputs that would write the same output (a.wav and "
+                    "a.flac, or d1/x.wav and d2/x.wav) are a collision: both are refused, "
+                    "naming each other. Existing outputs are skipped unless --overwrite, so an "
+                    "interrupted run resumes (temporary files a killed run left are removed "
+                    "first); inputs are never overwritten. A failed file is reported and the run "
+                    "goes on; the exit code is 1 if any file failed, 2 for a usage error.")
     enh.add_argument("inputs", nargs="*", metavar="IN", help="audio files or folders")
     enh.add_argument("--list", metavar="FILE",
                      help="also read inputs from FILE, one path per line ('-' = stdin)")

@@ -1,8 +1,8 @@
 """The AudioSR signal chain: features, cutoff detection, low-pass pre-processing, band replacement.
 
-Small pure functions, numpy in / numpy out, float32 waveforms at 48 kHz unless a sample rate
-is given. Every number here is the official AudioSR one (``reference/official-audiosr.md``);
-where we deviate on purpose (DESIGN.md §5) the function says so.
+Small pure functions, numpy in / numpy out, float32 waveforms at 48 kHz (:data:`SAMPLE_RATE`)
+unless a sample rate is given. Every number here is the official AudioSR one; where we deviate
+on purpose the function says so.
 
 Examples
 --------
@@ -25,8 +25,9 @@ import scipy.ndimage
 import scipy.signal
 import torch
 
-SAMPLE_RATE = 48000
-"""Rate of every signal in the model, Hz."""
+from .rates import SAMPLE_RATE, fit_length
+from .status import Status
+
 N_FFT = 2048
 HOP = 480
 """Mel/STFT hop, samples (10 ms at 48 kHz): 100 frames per second."""
@@ -134,9 +135,16 @@ class MelFeatures:
 
 
 def _reflect_padded(wave: np.ndarray) -> torch.Tensor:
-    """The waveform reflect-padded by ``(2048 - 480) / 2`` samples each side, as official."""
-    x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))[None, None]
+    """The waveform reflect-padded by ``(2048 - 480) / 2`` samples each side, as official.
+
+    A reflection needs more samples than it pads: signals of at most 784 samples (16 ms)
+    are first extended with zeros to 785, so even one sample has a spectrum.
+    """
     pad = (N_FFT - HOP) // 2
+    wave = np.asarray(wave, dtype=np.float32)
+    if wave.shape[-1] <= pad:
+        wave = fit_length(wave, pad + 1)
+    x = torch.from_numpy(np.ascontiguousarray(wave))[None, None]
     return torch.nn.functional.pad(x, (pad, pad), mode="reflect")[0, 0]
 
 
@@ -169,7 +177,7 @@ def mel_features(wave: np.ndarray, frames: int | None = None) -> MelFeatures:
     mel = torch.log(torch.clamp(_mel_basis_tensor() @ spec, min=LOG_FLOOR))
     log_mel, magnitude = mel.T.numpy(), spec.T.numpy()
     if frames is not None:
-        log_mel, magnitude = _fit_frames(log_mel, frames), _fit_frames(magnitude, frames)
+        log_mel, magnitude = fit_length(log_mel, frames, 0), fit_length(magnitude, frames, 0)
     return MelFeatures(np.ascontiguousarray(log_mel), np.ascontiguousarray(magnitude[:, :-1]))
 
 
@@ -206,12 +214,6 @@ def _spectrum_sum(wave: np.ndarray, exponent: int, block_frames: int) -> np.ndar
         block = _frames_magnitude(x[start * HOP:(stop - 1) * HOP + N_FFT]).double()
         total += (block if exponent == 1 else block**exponent).sum(dim=1)
     return total[:-1].float().numpy()
-
-
-def _fit_frames(spec: np.ndarray, frames: int) -> np.ndarray:
-    if spec.shape[0] >= frames:
-        return spec[:frames]
-    return np.pad(spec, ((0, frames - spec.shape[0]), (0, 0)))
 
 
 def stft(wave: np.ndarray, n_fft: int = POST_N_FFT, hop: int = POST_HOP) -> np.ndarray:
@@ -285,20 +287,24 @@ class Cutoff:
         STFT bin (of 1024, 23.4375 Hz each) from the 0.985 rule.
     hz : float
         ``bin / 1024 * 24000``, Hz.
-    status : str
-        ``"band-limited"`` (enhance), ``"silent"`` (peak below -80 dBFS), ``"full-band"``
-        (bandwidth at or above 23 kHz) or ``"low"`` (below 1 kHz, where the official code
-        gives up). Only ``"band-limited"`` input is processed; the rest passes through.
+    status : Status
+        ``BAND_LIMITED`` (enhance), ``SILENT`` (peak below -80 dBFS), ``FULL_BAND``
+        (bandwidth at or above 23 kHz) or ``LOW`` (below 1 kHz, where the official code
+        gives up). Only band-limited input is processed; the rest passes through. Plain
+        strings (``"silent"``) are accepted and converted.
     """
 
     bin: int
     hz: float
-    status: str
+    status: Status
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", Status(self.status))
 
     @property
     def enhance(self) -> bool:
         """Whether this input gets a generated high band."""
-        return self.status == "band-limited"
+        return self.status is Status.BAND_LIMITED
 
 
 def detect_cutoff(wave: np.ndarray, percentile: float = CUTOFF_PERCENTILE) -> Cutoff:
@@ -323,16 +329,16 @@ def energy_cutoff(magnitude: np.ndarray, peak: float,
     amplitude (so long files can be measured block by block)."""
     k = energy_cutoff_bin(magnitude, percentile)
     hz = k / 1024 * (SAMPLE_RATE / 2)
-    return Cutoff(k, hz, "silent" if peak < SILENCE_PEAK or k == 0 else _band_status(hz))
+    return Cutoff(k, hz, Status.SILENT if peak < SILENCE_PEAK or k == 0 else _band_status(hz))
 
 
-def _band_status(hz: float) -> str:
+def _band_status(hz: float) -> Status:
     """Status of a non-silent input whose band ends at ``hz``."""
     if hz >= FULL_BAND_HZ:
-        return "full-band"
+        return Status.FULL_BAND
     if hz < MIN_CUTOFF_HZ:
-        return "low"
-    return "band-limited"
+        return Status.LOW
+    return Status.BAND_LIMITED
 
 
 def detect_band_edge(wave: np.ndarray, max_hz: float | None = None, drop_db: float = 30.0,
@@ -463,16 +469,12 @@ def lowpass(wave: np.ndarray, cutoff_hz: float, kind: str = "cheby1", order: int
     """
     sos = design_lowpass(cutoff_hz, kind, order, sample_rate)
     n = wave.shape[-1]
-    y = _fit_length(scipy.signal.sosfiltfilt(sos, wave), n)
+    y = fit_length(scipy.signal.sosfiltfilt(sos, wave), n)
     low_rate = hard_lowpass_rate(cutoff_hz, sample_rate)
     y = scipy.signal.resample_poly(y, low_rate, sample_rate)
-    y = _fit_length(scipy.signal.resample_poly(y, sample_rate, low_rate), n)
-    y = _fit_length(scipy.signal.sosfiltfilt(sos, y), n)
+    y = fit_length(scipy.signal.resample_poly(y, sample_rate, low_rate), n)
+    y = fit_length(scipy.signal.sosfiltfilt(sos, y), n)
     return y.astype(np.float32)
-
-
-def _fit_length(x: np.ndarray, n: int) -> np.ndarray:
-    return x[:n] if x.shape[-1] >= n else np.pad(x, (0, n - x.shape[-1]))
 
 
 # --------------------------------------------------------------------------------------------

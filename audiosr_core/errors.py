@@ -14,3 +14,8 @@ class AudioInputError(AudioSRError, ValueError):
 
 class WeightsError(AudioSRError):
     """Model weights that cannot be found, downloaded or converted."""
+
+
+class DeviceError(AudioSRError, ValueError):
+    """A requested device that does not exist on this machine (the message lists those that
+    do)."""

@@ -4,12 +4,14 @@ Per channel: resample to 48 kHz, find the band edge (:func:`audiosr_core.dsp.det
 bounded by the input's Nyquist frequency), predict the log-power of every STFT bin above it
 (:class:`audiosr_core.models.lite.LiteModel`), give those bins the phase of the input's top
 octave copied upwards, keep every bin below the edge exactly the input's (complex), inverse
-STFT. Deterministic: no seed, no noise. Silent, full-band or sub-1 kHz channels pass through.
+STFT. Deterministic: no seed, no noise. Silent, full-band and sub-1 kHz channels pass through,
+and so do channels whose band ends below 2 kHz (:data:`MIN_EDGE_HZ`, the lowest edge it was
+trained for), with their status saying why.
 
 Example
 -------
->>> from audiosr_core import AudioSR
->>> sr = AudioSR.from_pretrained("lite")                   # packaged, offline
+>>> import audiosr_core
+>>> sr = audiosr_core.load("lite")                         # packaged, offline
 >>> result = sr.enhance(audio, 16000)                      # doctest: +SKIP
 >>> result.audio.shape                                     # [channels, samples] at 48 kHz
 """
@@ -23,29 +25,55 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import audio as audio_io
 from . import chunking, dsp
-from .models.lite import LiteModel, band_level, copy_up_index, level_from_sums, log_power
-from .pipeline import (
-    OUTPUT_RATE,
+from .devices import resolve_device
+from .enhancer import (
     EnhanceOptions,
     Enhancer,
     EnhanceResult,
     StreamPlan,
-    _fit,
-    _options,
     blocks,
-    output_length,
-    select_channels,
-    statuses,
+    resolve_options,
+    result_statuses,
+    to_model_rate,
 )
+from .errors import WeightsError
+from .models.lite import LiteModel, band_level, copy_up_index, level_from_sums, log_power
+from .rates import SAMPLE_RATE, fit_length
+from .status import Status
 
-__all__ = ["LiteSR", "highpass"]
+__all__ = ["LiteSR", "detect_band", "in_model_range", "highpass", "MIN_EDGE_HZ"]
 
 BLOCK_FRAMES = 4096
 """Frames predicted per network call (44 s); blocks overlap by the receptive field."""
 MIN_SAMPLES = 4096
 """Shorter signals are zero-padded to this length (85 ms at 48 kHz) for analysis."""
+MIN_EDGE_HZ = 2000.0
+"""Lowest band edge ``lite`` was trained for (its training inputs end at 2-16 kHz); a band
+that ends lower passes through with ``Status.BELOW_RANGE`` instead of being extrapolated."""
+
+
+def in_model_range(cut: dsp.Cutoff) -> dsp.Cutoff:
+    """``cut``, or the same edge marked ``BELOW_RANGE`` if ``lite`` would have to generate from
+    below :data:`MIN_EDGE_HZ`."""
+    if cut.enhance and cut.hz < MIN_EDGE_HZ:
+        return dsp.Cutoff(cut.bin, cut.hz, Status.BELOW_RANGE)
+    return cut
+
+
+def detect_band(wave48: np.ndarray, sample_rate: int) -> dsp.Cutoff:
+    """The band edge ``lite`` uses for one channel, and whether it would enhance it.
+
+    Parameters
+    ----------
+    wave48 : np.ndarray
+        ``[samples]`` at 48 kHz (very short signals are analysed zero-padded to
+        :data:`MIN_SAMPLES`).
+    sample_rate : int
+        The original rate, Hz: nothing above its Nyquist frequency counts as content.
+    """
+    padded = fit_length(np.asarray(wave48, np.float32), max(wave48.shape[-1], MIN_SAMPLES))
+    return in_model_range(dsp.detect_band_edge(padded, min(sample_rate, SAMPLE_RATE) / 2))
 
 
 class LiteSR(Enhancer):
@@ -66,16 +94,29 @@ class LiteSR(Enhancer):
     CROSSFADE = 48 * dsp.POST_HOP
 
     def __init__(self, model: LiteModel, device: str | torch.device | None = None) -> None:
-        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.device = resolve_device(device) if device is not None else torch.device("cpu")
         self.model = model.to(self.device).eval()
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike[str] = "lite",
                         device: str | torch.device | None = None) -> LiteSR:
-        """Load the packaged ``"lite"`` model or a lite folder (``save_pretrained`` output)."""
-        from .weights import resolve_pretrained
+        """Load the packaged ``"lite"`` model or a lite folder (``save_pretrained`` output).
 
-        return cls(LiteModel.from_pretrained(resolve_pretrained(name_or_path)), device)
+        Raises
+        ------
+        WeightsError
+            Not found, unreadable, or a diffusion model (load that with
+            :func:`audiosr_core.load` or :meth:`AudioSR.from_pretrained`).
+        """
+        from .weights import REGISTRY, resolve_pretrained
+
+        official = str(name_or_path).strip().lower() in REGISTRY
+        folder = None if official else resolve_pretrained(name_or_path)
+        if folder is None or not LiteModel.is_lite_folder(folder):
+            raise WeightsError(f"{name_or_path}: is not a lite model folder; load diffusion "
+                               f"models with audiosr_core.load({str(name_or_path)!r}) (or "
+                               "AudioSR.from_pretrained)")
+        return cls(LiteModel.from_pretrained(folder), device)
 
     def enhance(self, audio: np.ndarray | torch.Tensor, sample_rate: int,
                 options: EnhanceOptions | None = None, *, progress: bool = False,
@@ -85,19 +126,17 @@ class LiteSR(Enhancer):
         Of ``options`` only ``channels`` and ``resampler`` apply; the diffusion settings
         (steps, guidance, seed, sampler) have no meaning here and are ignored.
         """
-        opts = _options(options, kwargs)
-        x = select_channels(audio_io.validate_array(audio, sample_rate), opts.channels)
-        n_out = output_length(x.shape[-1], sample_rate)
-        x48 = _fit(audio_io.resample(x, sample_rate, OUTPUT_RATE, method=opts.resampler), n_out)
-        max_hz = min(sample_rate / 2, OUTPUT_RATE / 2)
-        padded = _fit(x48, max(n_out, MIN_SAMPLES))     # very short clips: analyse with zeros
-        cutoffs = [dsp.detect_band_edge(row, max_hz) for row in padded]
+        opts = resolve_options(options, kwargs)
+        x48, rate = to_model_rate(audio, sample_rate, opts)
+        n_out = x48.shape[-1]
+        padded = fit_length(x48, max(n_out, MIN_SAMPLES))  # very short clips: analyse with zeros
+        cutoffs = [detect_band(row, rate) for row in x48]
         out = x48.copy()
         for i, cut in enumerate(cutoffs):
             if cut.enhance:
                 out[i] = self.extend(padded[i], cut.bin)[:n_out]
-        return EnhanceResult(out, OUTPUT_RATE, [c.hz for c in cutoffs], statuses(cutoffs),
-                             _seed_or_zero(opts))
+        return EnhanceResult(out, SAMPLE_RATE, [c.hz for c in cutoffs],
+                             result_statuses(cutoffs), _seed_or_zero(opts))
 
     @torch.inference_mode()
     def extend(self, wave48: np.ndarray, cutoff_bin: int, level: float | None = None
@@ -120,7 +159,7 @@ class LiteSR(Enhancer):
         phase = np.where(np.abs(source) > 0, source / np.maximum(np.abs(source), 1e-30), 1.0)
         high = np.zeros_like(spec)
         high[cutoff_bin:] = magnitude * phase
-        added = highpass(dsp.istft(high, wave48.shape[-1]), cutoff_bin * dsp.SAMPLE_RATE
+        added = highpass(dsp.istft(high, wave48.shape[-1]), cutoff_bin * SAMPLE_RATE
                          / dsp.POST_N_FFT)
         return (np.asarray(wave48, dtype=np.float32) + added).astype(np.float32)
 
@@ -131,7 +170,7 @@ class LiteSR(Enhancer):
         generate the same high band and the crossfades join equal signals."""
         feature = post = None
         peak, frames = 0.0, 0
-        for x in blocks(read, length, int(self.window_s * OUTPUT_RATE)):
+        for x in blocks(read, length, int(self.window_s * SAMPLE_RATE)):
             spec = torch.from_numpy(np.stack([dsp.stft(row) for row in x]))  # [C, 1025, T]
             spec = 10.0 ** log_power(spec, self.model.config.floor).double()
             sums = np.stack([dsp.power_sum(row) for row in x])
@@ -140,7 +179,8 @@ class LiteSR(Enhancer):
             frames += spec.shape[-1]
             peak = max(peak, float(np.abs(x).max(initial=0.0)))
         feature /= max(dsp.feature_frames(length), 1)
-        cutoffs = [dsp.band_edge(f, peak, min(rate / 2, OUTPUT_RATE / 2)) for f in feature]
+        cutoffs = [in_model_range(dsp.band_edge(f, peak, min(rate / 2, SAMPLE_RATE / 2)))
+                   for f in feature]
         kc = torch.tensor([c.bin for c in cutoffs])
         levels = level_from_sums(post, frames, kc).tolist()
 
@@ -151,11 +191,11 @@ class LiteSR(Enhancer):
                     out[c] = self.extend(segment[c], cut.bin, levels[c])
             return out
 
-        windows = chunking.plan_windows(length, int(self.window_s * OUTPUT_RATE),
+        windows = chunking.plan_windows(length, int(self.window_s * SAMPLE_RATE),
                                         self.CONTEXT, self.CROSSFADE, align=dsp.POST_HOP)
-        result = EnhanceResult(np.zeros((len(cutoffs), 0), np.float32), OUTPUT_RATE,
-                               [c.hz for c in cutoffs], statuses(cutoffs), _seed_or_zero(opts),
-                               streamed=True)
+        result = EnhanceResult(np.zeros((len(cutoffs), 0), np.float32), SAMPLE_RATE,
+                               [c.hz for c in cutoffs], result_statuses(cutoffs),
+                               _seed_or_zero(opts), streamed=True)
         return StreamPlan(windows, process, result)
 
     def _predict(self, logp: torch.Tensor, kc: torch.Tensor) -> torch.Tensor:
@@ -182,6 +222,6 @@ def _seed_or_zero(opts: EnhanceOptions) -> int:
 def highpass(wave: np.ndarray, cutoff_hz: float) -> np.ndarray:
     """Zero every rFFT bin of ``wave`` (whole signal, 48 kHz) below ``cutoff_hz``."""
     spectrum = np.fft.rfft(wave)
-    spectrum[:int(np.ceil(cutoff_hz * wave.shape[-1] / dsp.SAMPLE_RATE))] = 0
+    spectrum[:int(np.ceil(cutoff_hz * wave.shape[-1] / SAMPLE_RATE))] = 0
     return np.fft.irfft(spectrum, n=wave.shape[-1]).astype(np.float32)
 

@@ -15,11 +15,9 @@ Example
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,102 +25,24 @@ import torch
 
 from . import audio as audio_io
 from . import chunking, dsp
+from .devices import resolve_device
+from .enhancer import (
+    EnhanceOptions,
+    Enhancer,
+    EnhanceResult,
+    StreamPlan,
+    blocks,
+    resolve_options,
+    result_statuses,
+    to_model_rate,
+)
+from .errors import WeightsError
 from .models.audiosr import AudioSRModel
+from .rates import SAMPLE_RATE
 from .sampling import GuidedUNet, NoiseSchedule, make_sampler, unconditional_value
+from .seeds import derive_seed
 
-OUTPUT_RATE = dsp.SAMPLE_RATE
-HEADROOM_PEAK = 10 ** (-0.1 / 20)
-"""Peak (-0.1 dBFS) an output is brought to when it would otherwise clip an integer format."""
-
-
-def default_device() -> torch.device:
-    """``cuda`` if available, else ``mps``, else ``cpu``."""
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def output_length(num_samples: int, sample_rate: int) -> int:
-    """Samples at 48 kHz of an input of ``num_samples`` at ``sample_rate``: rounded, exact."""
-    return (2 * num_samples * OUTPUT_RATE + sample_rate) // (2 * sample_rate)
-
-
-@dataclass(frozen=True)
-class EnhanceOptions:
-    """How :meth:`AudioSR.enhance` runs. Defaults are ours; :meth:`official` is the original.
-
-    Attributes
-    ----------
-    steps : int
-        Diffusion steps (official CLI default 50).
-    guidance_scale : float
-        Classifier-free guidance on v (3.5); 1 disables it (one UNet pass per step).
-    seed : int or None
-        Seed of every random draw; None draws a fresh one.
-    sampler : {"ddim", "dpmpp_2m"}
-        ``"ddim"`` is the official sampler; ``"dpmpp_2m"`` is deterministic and needs fewer
-        steps (about 20).
-    eta : float
-        DDIM eta (official 1.0: fresh noise at every step).
-    filter_kind : str
-        Pre-processing low-pass: ``"cheby1"`` (ours, deterministic), ``"butter"``, ``"ellip"``,
-        ``"bessel"`` or ``"random"`` (the official seeded draw among the four).
-    conditioning : {"sample", "mean"}
-        Conditioning latent: a posterior sample (official) or the posterior mean.
-    channels : {"all", "first", "mono"}
-        Process every channel (ours), only channel 0 (official) or their average (one output
-        channel).
-    output_level : {"input", "official"}
-        Bring the output back to the input's level with the input band unaltered (ours), or
-        the official peak 0.5 with the mean removed.
-    resampler : {"soxr", "sinc_hann"}
-        Input resampling to 48 kHz: soxr VHQ (ours) or torchaudio's sinc/Hann (official).
-    batch_size : int
-        Windows (of one long file, or of several files in :meth:`AudioSR.enhance_many`) run
-        through the networks together. Speed and memory only: every window keeps its own
-        seed and noise, so results equal an unbatched run's up to float rounding.
-    """
-
-    steps: int = 50
-    guidance_scale: float = 3.5
-    seed: int | None = 42
-    sampler: str = "ddim"
-    eta: float = 1.0
-    filter_kind: str = "cheby1"
-    conditioning: str = "sample"
-    channels: str = "all"
-    output_level: str = "input"
-    resampler: str = "soxr"
-    batch_size: int = 1
-
-    @classmethod
-    def official(cls, **overrides: Any) -> EnhanceOptions:
-        """Settings that reproduce the official ``audiosr`` 0.0.7 command exactly."""
-        base = dict(filter_kind="random", conditioning="sample", channels="first",
-                    output_level="official", resampler="sinc_hann", sampler="ddim", eta=1.0)
-        return cls(**{**base, **overrides})
-
-    def __post_init__(self) -> None:
-        choices = {
-            "sampler": ("ddim", "dpmpp_2m"), "conditioning": ("sample", "mean"),
-            "channels": ("all", "first", "mono"), "output_level": ("input", "official"),
-            "resampler": ("soxr", "sinc_hann"), "filter_kind": (*dsp.FILTER_KINDS, "random"),
-        }
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name}={getattr(self, name)!r} is not one of "
-                                 f"{', '.join(allowed)}")
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
-            raise ValueError(f"steps must be a positive integer, got {self.steps!r}")
-        if not np.isfinite(self.guidance_scale) or self.guidance_scale < 0:
-            raise ValueError(f"guidance_scale must be finite and >= 0, got {self.guidance_scale}")
-        if not 0.0 <= self.eta <= 1.0:
-            raise ValueError(f"eta must lie in [0, 1], got {self.eta}")
-        if (isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int)
-                or self.batch_size < 1):
-            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+__all__ = ["AudioSR", "Prepared", "RowNoise", "ModelJob", "official_filter_draw"]
 
 
 @dataclass
@@ -150,181 +70,6 @@ class Prepared:
     filter_kinds: list[str]
 
 
-@dataclass
-class EnhanceResult:
-    """Output of :meth:`AudioSR.enhance`.
-
-    Attributes
-    ----------
-    audio : np.ndarray
-        float32 ``[channels, samples]`` at 48 kHz, the input's duration.
-    sample_rate : int
-        48000.
-    cutoff_hz : list of float
-        Detected input bandwidth per output channel, Hz.
-    status : list of str
-        Per channel: ``"enhanced"`` or why it passed through (``"silent"``, ``"full-band"``,
-        ``"low"``).
-    seed : int
-        The seed used (useful when ``seed=None`` drew one).
-    """
-
-    audio: np.ndarray
-    sample_rate: int
-    cutoff_hz: list[float]
-    status: list[str]
-    seed: int
-    filter_kinds: list[str] = field(default_factory=list)
-    output_gain_db: float = 0.0
-    """Gain applied to the whole file when saving so an integer format does not clip (<= 0)."""
-    streamed: bool = False
-    """True when a long file went from disk to disk in windows; ``audio`` is then empty."""
-
-
-class Enhancer:
-    """What every super-resolution pipeline offers: :meth:`enhance` arrays, :meth:`enhance_file`.
-
-    Subclasses (:class:`AudioSR`, :class:`audiosr_core.lite_pipeline.LiteSR`) implement
-    :meth:`enhance`; saving, level safety and overwrite protection are shared here.
-    """
-
-    def enhance(self, audio: np.ndarray | torch.Tensor, sample_rate: int,
-                options: EnhanceOptions | None = None, *, progress: bool = False,
-                **kwargs: Any) -> EnhanceResult:
-        raise NotImplementedError
-
-    def enhance_many(self, items: Sequence[tuple[np.ndarray | torch.Tensor, int]],
-                     options: EnhanceOptions | None = None, *, progress: bool = False,
-                     **kwargs: Any) -> list[EnhanceResult]:
-        """:meth:`enhance` each ``(audio, sample_rate)`` item (models that batch override)."""
-        return [self.enhance(audio, rate, options, progress=progress, **kwargs)
-                for audio, rate in items]
-
-    stream_above_s = 300.0
-    """Files longer than this (seconds) go from disk to disk in windows (bounded memory)."""
-
-    def enhance_file(self, input_path: str | os.PathLike[str], output_path: str | os.PathLike[str],
-                     options: EnhanceOptions | None = None, *, overwrite: bool = False,
-                     subtype: str | None = None, progress: bool = False,
-                     **kwargs: Any) -> EnhanceResult:
-        """Enhance one file into ``output_path`` (WAV or FLAC, written atomically).
-
-        Refuses to write over ``input_path``; an existing ``output_path`` needs
-        ``overwrite=True``. If the result would clip the integer ``subtype`` (default 24-bit),
-        the whole file is scaled to a -0.1 dBFS peak and ``output_gain_db`` records the gain.
-        Files longer than :attr:`stream_above_s` stream from disk to disk in windows, so
-        memory does not grow with the duration; their result's ``audio`` is empty
-        (``[channels, 0]``) and ``streamed`` is True.
-        """
-        output_path = Path(output_path)
-        if output_path.exists() and not overwrite:
-            raise FileExistsError(f"{output_path} exists; pass overwrite=True to replace it")
-        opts = _options(options, kwargs)
-        if self.streams_file(input_path, opts):
-            with audio_io.Reader48(input_path) as reader:
-                read = lambda a, b: select_channels(reader.read(a, b), opts.channels)  # noqa
-                plan = self._stream_plan(read, reader.length, reader.rate, opts, progress)
-                gain_db = write_streamed(output_path, read, plan, subtype, input_path, progress)
-            plan.result.output_gain_db = gain_db
-            return plan.result
-        samples, rate = audio_io.load(input_path)
-        res = self.enhance(samples, rate, opts, progress=progress)
-        return save_result(res, output_path, subtype, input_path)
-
-    def streams_file(self, path: str | os.PathLike[str], options: EnhanceOptions) -> bool:
-        """Whether :meth:`enhance_file` streams ``path`` (long file, options allow it)."""
-        return audio_io.info(path).duration_s > self.stream_above_s and self._streams(options)
-
-    def _streams(self, opts: EnhanceOptions) -> bool:
-        """Whether a long file can be streamed with these options."""
-        return True
-
-    def _stream_plan(self, read: Callable[[int, int], np.ndarray], length: int, rate: int,
-                     opts: EnhanceOptions, progress: bool) -> StreamPlan:
-        """Measure the whole file through ``read`` and return the windows to run."""
-        raise NotImplementedError
-
-
-def save_result(res: EnhanceResult, output_path: str | os.PathLike[str], subtype: str | None,
-                input_path: str | os.PathLike[str]) -> EnhanceResult:
-    """Write ``res.audio`` atomically; if it would clip the integer ``subtype``, scale the
-    whole file to a -0.1 dBFS peak first (never hard clipping) and record the gain in
-    ``res.output_gain_db``. Refuses to write over ``input_path``."""
-    if audio_io.would_clip(res.audio, subtype or audio_io.DEFAULT_SUBTYPE):
-        gain = np.float32(HEADROOM_PEAK) / np.float32(np.abs(res.audio).max())
-        res.audio = res.audio * gain
-        res.output_gain_db = float(20 * np.log10(gain))
-    audio_io.save(output_path, res.audio, OUTPUT_RATE, subtype=subtype, input_paths=[input_path])
-    return res
-
-
-@dataclass
-class StreamPlan:
-    """How a long file is processed: its windows, what each becomes, and the result to report
-    (``audio`` empty)."""
-
-    windows: list[chunking.Window]
-    process: Callable[[int, np.ndarray], np.ndarray] | None
-    result: EnhanceResult
-    process_many: chunking.ProcessMany | None = None
-    batch_size: int = 1
-
-
-def blocks(read: Callable[[int, int], np.ndarray], length: int,
-           size: int = 60 * OUTPUT_RATE) -> Iterator[np.ndarray]:
-    """``read`` the whole ``[0, length)`` in consecutive blocks of ``size`` samples."""
-    for start in range(0, length, size):
-        yield read(start, min(start + size, length))
-
-
-def write_streamed(output_path: Path, read: Callable[[int, int], np.ndarray], plan: StreamPlan,
-                   subtype: str | None, input_path: str | os.PathLike[str],
-                   progress: bool) -> float:
-    """Run ``plan``'s windows into a hidden float32 file, then write ``output_path`` atomically
-    with one gain for the whole file if the integer ``subtype`` would clip. Returns the gain
-    in dB (0 or negative)."""
-    import tempfile
-
-    from tqdm.auto import tqdm
-
-    channels = len(plan.result.status)
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{output_path.name}.", suffix=".f32.wav",
-                                    dir=output_path.parent)
-    os.close(fd)
-    peak = 0.0
-    bar = tqdm(total=len(plan.windows), desc="windows", unit="win", leave=False,
-               disable=not progress)
-    try:
-        with audio_io.atomic_writer(tmp_name, OUTPUT_RATE, channels, "FLOAT") as write_tmp:
-            def write(block: np.ndarray) -> None:
-                nonlocal peak
-                peak = max(peak, float(np.abs(block).max(initial=0.0)))
-                write_tmp(block)
-
-            def counted(indices: list[int], segments: list[np.ndarray]) -> list[np.ndarray]:
-                outs = (plan.process_many or chunking.one_by_one(plan.process))(indices,
-                                                                                segments)
-                bar.update(len(indices))
-                return outs
-
-            chunking.overlap_add_stream(read, plan.windows, None, write, process_many=counted,
-                                        batch_size=plan.batch_size)
-        gain = 1.0
-        if audio_io.would_clip(np.array([[peak]], np.float32),
-                               subtype or audio_io.DEFAULT_SUBTYPE):
-            gain = HEADROOM_PEAK / peak
-        with audio_io.Reader48(tmp_name) as tmp, audio_io.atomic_writer(
-                output_path, OUTPUT_RATE, channels, subtype, [input_path]) as write_out:
-            for block in blocks(tmp.read, tmp.length, 30 * OUTPUT_RATE):
-                write_out(block * np.float32(gain))
-    finally:
-        bar.close()
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-    return float(20 * np.log10(gain))
-
-
 class AudioSR(Enhancer):
     """AudioSR super-resolution pipeline (official architecture and sampler).
 
@@ -341,7 +86,7 @@ class AudioSR(Enhancer):
 
     def __init__(self, model: AudioSRModel, device: str | torch.device | None = None,
                  dtype: torch.dtype | None = None) -> None:
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = resolve_device(device)
         self.dtype = dtype or torch.float32
         self.scale_factor = float(model.scale_factor)  # before any cast to a low precision
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
@@ -354,30 +99,38 @@ class AudioSR(Enhancer):
                                                 model.config.unconditional_value)
         # Long audio: the model sees 10.24 s at a time (its training length), of which 0.64 s
         # on each side is context; windows overlap by at least 0.32 s.
-        self.segment = int(10.24 * OUTPUT_RATE)
-        self.context = int(0.64 * OUTPUT_RATE)
-        self.crossfade = int(0.32 * OUTPUT_RATE)
+        self.segment = int(10.24 * SAMPLE_RATE)
+        self.context = int(0.64 * SAMPLE_RATE)
+        self.crossfade = int(0.32 * SAMPLE_RATE)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike[str] = "basic",
                         device: str | torch.device | None = None,
-                        dtype: torch.dtype | None = None, **kwargs: Any) -> Enhancer:
-        """Load ``"basic"``, ``"speech"``, ``"lite"``, a converted folder or an official file.
+                        dtype: torch.dtype | None = None, **kwargs: Any) -> AudioSR:
+        """Load a diffusion model: ``"basic"``, ``"speech"``, a converted folder or an official
+        checkpoint file.
 
         Official weights are downloaded and converted on first use (see
         :func:`audiosr_core.weights.resolve_pretrained`, which receives ``kwargs``).
-        ``"lite"`` (or a lite model folder) returns a :class:`audiosr_core.lite_pipeline.LiteSR`,
-        which has the same :meth:`enhance` and :meth:`enhance_file`.
+        :func:`audiosr_core.load` is the front door for every model, ``"lite"`` included.
+
+        Raises
+        ------
+        WeightsError
+            Weights that cannot be found, downloaded or read, or a ``lite`` model (load that
+            with :func:`audiosr_core.load` or :meth:`LiteSR.from_pretrained`).
+        DeviceError
+            A device this machine does not have.
         """
         from .models.lite import LiteModel
         from .weights import resolve_pretrained
 
+        device = resolve_device(device)
         folder = resolve_pretrained(name_or_path, **kwargs)
         if LiteModel.is_lite_folder(folder):
-            from .lite_pipeline import LiteSR
-
-            return LiteSR(LiteModel.from_pretrained(folder), device)
-        device = torch.device(device) if device is not None else default_device()
+            raise WeightsError(f"{name_or_path}: is the lite model, not a diffusion model; load "
+                               f"it with audiosr_core.load({str(name_or_path)!r}) (or "
+                               "LiteSR.from_pretrained)")
         return cls(AudioSRModel.from_pretrained(folder, device=device), device, dtype)
 
     # ----------------------------------------------------------------------------------- stages
@@ -389,7 +142,7 @@ class AudioSR(Enhancer):
         kind per row. ``cutoffs`` (detected on the whole file) and ``normalize=False`` (input
         already scaled by the whole file's gain) are how windows of a long file are prepared.
         """
-        frames = dsp.padded_frames(waves48.shape[-1], OUTPUT_RATE)
+        frames = dsp.padded_frames(waves48.shape[-1], SAMPLE_RATE)
         n = frames * dsp.HOP
         wave = np.zeros((waves48.shape[0], n), np.float32)
         wave[:, :waves48.shape[-1]] = audio_io.official_normalize(waves48) if normalize else waves48
@@ -481,7 +234,7 @@ class AudioSR(Enhancer):
         -------
         EnhanceResult
             ``audio`` float32 ``[channels, samples]`` at 48 kHz with exactly the input's
-            duration (``round(samples * 48000 / sample_rate)``). Channels that are near-silent,
+            duration (:func:`audiosr_core.rates.output_length`). Channels that are near-silent,
             already full-band or hold only content below 1 kHz pass through (resampled only).
         """
         return self.enhance_many([(audio, sample_rate)], options, progress=progress,
@@ -494,11 +247,11 @@ class AudioSR(Enhancer):
         item's own :meth:`enhance` up to float rounding. Up to ``options.batch_size``
         windows share network calls: the windows of one long item, or short items (one
         window each) that pad to the same length."""
-        opts = _options(options, kwargs)
+        opts = resolve_options(options, kwargs)
         jobs = [self._plan(audio, rate, opts) for audio, rate in items]
         short = [j for j, job in enumerate(jobs) if job.active and len(job.windows) == 1]
         outputs: dict[int, np.ndarray] = {}
-        frames = lambda j: dsp.padded_frames(jobs[j].x48.shape[-1], OUTPUT_RATE)  # noqa: E731
+        frames = lambda j: dsp.padded_frames(jobs[j].x48.shape[-1], SAMPLE_RATE)  # noqa: E731
         for batch in _batches(short, opts.batch_size, key=frames):
             outs = self._run_jobs([jobs[j].model_job(0, jobs[j].x48) for j in batch], opts,
                                   progress)
@@ -512,10 +265,9 @@ class AudioSR(Enhancer):
               opts: EnhanceOptions) -> _FileJob:
         """One item before the networks run: its 48 kHz channels, cutoffs, normalisation
         and windows."""
-        x = select_channels(audio_io.validate_array(audio, sample_rate), opts.channels)
-        seed = _seed(opts)
-        n_out = output_length(x.shape[-1], sample_rate)
-        x48 = _fit(audio_io.resample(x, sample_rate, OUTPUT_RATE, method=opts.resampler), n_out)
+        x48, _rate = to_model_rate(audio, sample_rate, opts)
+        n_out = x48.shape[-1]
+        seed = opts.resolved_seed()
         cutoffs = [dsp.detect_cutoff(row) for row in x48]
         kind = _filter_kind(opts, seed)
         if opts.output_level == "official":     # one pass over the padded file, as official
@@ -534,7 +286,7 @@ class AudioSR(Enhancer):
 
     def _stream_plan(self, read: Callable[[int, int], np.ndarray], length: int, rate: int,
                      opts: EnhanceOptions, progress: bool) -> StreamPlan:
-        seed = _seed(opts)
+        seed = opts.resolved_seed()
         total = low = high = magnitude = None
         for block in blocks(read, length):
             mags = np.stack([dsp.magnitude_sum(row) for row in block])
@@ -673,10 +425,9 @@ class _FileJob:
         return [i for i, c in enumerate(self.cutoffs) if c.enhance]
 
     def window_seed(self, i: int) -> int:
-        """Window 0 uses the seed itself (a short file equals a one-pass run)."""
-        if i == 0:
-            return self.seed
-        return int(np.random.SeedSequence([self.seed, i]).generate_state(1)[0] % 2**31)
+        """Window 0 uses the seed itself (a short file equals a one-pass run); window ``i``
+        the file's seed derived for ``i``, whatever batch or machine runs it."""
+        return self.seed if i == 0 else derive_seed(self.seed, "window", i)
 
     def model_job(self, i: int, segment: np.ndarray) -> ModelJob:
         active = self.active
@@ -701,8 +452,8 @@ class _FileJob:
         else:
             audio = chunking.overlap_add(self.x48, self.windows, None,
                                          process_many=process_many, batch_size=batch_size)
-        return EnhanceResult(audio, OUTPUT_RATE, [c.hz for c in self.cutoffs],
-                             statuses(self.cutoffs), self.seed, kinds, streamed=streamed)
+        return EnhanceResult(audio, SAMPLE_RATE, [c.hz for c in self.cutoffs],
+                             result_statuses(self.cutoffs), self.seed, kinds, streamed=streamed)
 
 
 def _batches(work: list, size: int, key: Callable[[Any], Any]) -> Iterator[list]:
@@ -716,49 +467,14 @@ def _batches(work: list, size: int, key: Callable[[Any], Any]) -> Iterator[list]
             yield items[start:start + size]
 
 
-def statuses(cutoffs: list[dsp.Cutoff]) -> list[str]:
-    """:attr:`EnhanceResult.status` of each channel: ``"enhanced"`` or why it passed through."""
-    return ["enhanced" if c.enhance else c.status for c in cutoffs]
-
-
-def _seed(opts: EnhanceOptions) -> int:
-    """The options' seed, or a fresh one when it is None."""
-    return opts.seed if opts.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
-
-
-def select_channels(x: np.ndarray, channels: str) -> np.ndarray:
-    """``[C, N]`` -> the channels :attr:`EnhanceOptions.channels` asks for."""
-    if channels == "first":
-        return x[:1]
-    if channels == "mono":
-        return x.mean(axis=0, keepdims=True, dtype=np.float32)
-    return x
-
-
-def _options(options: EnhanceOptions | None, overrides: dict[str, Any]) -> EnhanceOptions:
-    base = options or EnhanceOptions()
-    if not overrides:
-        return base
-    unknown = set(overrides) - set(EnhanceOptions.__dataclass_fields__)
-    if unknown:
-        raise TypeError(f"unknown enhance option(s): {', '.join(sorted(unknown))}")
-    return EnhanceOptions(**{**base.__dict__, **overrides})
-
-
 def _filter_kind(opts: EnhanceOptions, seed: int) -> str:
     """The pre-processing filter: the options' kind, or the official seeded draw."""
-    return _official_filter_draw(seed) if opts.filter_kind == "random" else opts.filter_kind
+    return official_filter_draw(seed) if opts.filter_kind == "random" else opts.filter_kind
 
 
-def _official_filter_draw(seed: int) -> str:
+def official_filter_draw(seed: int) -> str:
     """The official seeded ``np.random.choice`` of the filter kind."""
     return str(np.random.RandomState(seed).choice(["butter", "cheby1", "ellip", "bessel"]))
-
-
-def _fit(x: np.ndarray, n: int) -> np.ndarray:
-    if x.shape[-1] >= n:
-        return np.ascontiguousarray(x[..., :n])
-    return np.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, n - x.shape[-1])])
 
 
 def _progress_bar(enabled: bool, opts: EnhanceOptions):

@@ -48,6 +48,7 @@ import numpy as np
 import torch
 
 __all__ = [
+    "SAMPLERS",
     "UNCONDITIONAL_VALUE",
     "DDIMSampler",
     "DPMSolverSampler",
@@ -62,6 +63,8 @@ __all__ = [
     "unconditional_value",
 ]
 
+SAMPLERS = ("ddim", "dpmpp_2m")
+"""Sampler names: the official DDIM and DPM-Solver++ (2M)."""
 #: Official unconditional latent constant (before the wrapper multiplies it by scale_factor).
 UNCONDITIONAL_VALUE = -11.4981
 
@@ -440,12 +443,13 @@ class DPMSolverSampler:
 def make_sampler(
     name: str, steps: int, *, eta: float = 1.0, schedule: NoiseSchedule | None = None
 ) -> DDIMSampler | DPMSolverSampler:
-    """Sampler by name: ``"ddim"`` (official, uses ``eta``) or ``"dpmpp_2m"`` (deterministic)."""
+    """Sampler by name (one of :data:`SAMPLERS`): ``"ddim"`` (official, uses ``eta``) or
+    ``"dpmpp_2m"`` (deterministic)."""
     if name == "ddim":
         return DDIMSampler(steps, eta=eta, schedule=schedule)
-    if name in ("dpmpp_2m", "dpm++2m", "dpmsolver++"):
+    if name == "dpmpp_2m":
         return DPMSolverSampler(steps, schedule=schedule)
-    raise ValueError(f"unknown sampler {name!r}; use 'ddim' or 'dpmpp_2m'.")
+    raise ValueError(f"unknown sampler {name!r}; use one of {', '.join(SAMPLERS)}")
 
 
 def sample_ddim(

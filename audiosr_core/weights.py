@@ -28,9 +28,7 @@ import functools
 import hashlib
 import json
 import os
-import shutil
 import sys
-import uuid
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,6 +38,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import save_file
 
+from . import atomic
 from .errors import WeightsError
 from .models.audiosr import CONFIG_NAME, MODEL_TYPE, WEIGHTS_NAME, AudioSRConfig, AudioSRModel
 from .models.lite import LiteModel
@@ -136,9 +135,9 @@ def convert_official(
 
     Only the inference weights are kept (about 672 M parameters for ``basic``); the file is
     memory-mapped and written straight to safetensors, so neither the checkpoint nor the model
-    is ever held twice in RAM. The folder appears complete or not at all: the files are written
-    to a temporary sibling folder first, and ``config.json`` (what marks a folder as converted)
-    is moved into place last.
+    is ever held twice in RAM. A new folder appears complete or not at all; in an existing
+    one each file is replaced atomically and ``config.json`` (what marks a folder as
+    converted) comes last.
 
     Parameters
     ----------
@@ -184,19 +183,25 @@ def convert_official(
     n_params = sum(t.numel() for t in tensors.values())
     _say(progress, f"converting {checkpoint} -> {output_dir} "
                    f"({n_params / 1e6:.1f} M parameters kept)")
-    tmp = output_dir.parent / f".{output_dir.name}.partial-{uuid.uuid4().hex[:8]}"
+    if output_dir.exists() and not output_dir.is_dir():
+        raise WeightsError(f"{output_dir} exists and is not a folder.")
+    metadata = {"format": "pt", "model_type": MODEL_TYPE, "converted_from": checkpoint.name}
+    config_text = json.dumps({**cfg.to_dict(), "scale_factor": float(scale)}, indent=2) + "\n"
     try:
-        tmp.mkdir(parents=True)
-        metadata = {"format": "pt", "model_type": MODEL_TYPE, "converted_from": checkpoint.name}
-        save_file(tensors, str(tmp / WEIGHTS_NAME), metadata=metadata)
-        config_json = {**cfg.to_dict(), "scale_factor": float(scale)}
-        (tmp / CONFIG_NAME).write_text(json.dumps(config_json, indent=2) + "\n")
-        _install(tmp, output_dir)
+        if not output_dir.exists():            # a new folder appears complete or not at all
+            with atomic.atomic_folder(output_dir) as tmp:
+                save_file(tensors, str(tmp / WEIGHTS_NAME), metadata=metadata)
+                (tmp / CONFIG_NAME).write_text(config_text)
+        else:
+            # Without config.json the folder is not "converted": a crash before the end
+            # leaves it to be converted again, never half-replaced.
+            (output_dir / CONFIG_NAME).unlink(missing_ok=True)
+            with atomic.atomic_path(output_dir / WEIGHTS_NAME) as tmp:
+                save_file(tensors, str(tmp), metadata=metadata)
+            atomic.write_text(output_dir / CONFIG_NAME, config_text)
     except (OSError, SafetensorError) as exc:
         raise WeightsError(f"could not write the converted model to {output_dir}: {exc} "
                            "(is there enough free disk space?)") from exc
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     _say(progress, f"done: {output_dir}")
     return output_dir
 
@@ -250,23 +255,6 @@ def _expected_layout(config: AudioSRConfig) -> dict[str, tuple[tuple[int, ...], 
 
 def _storage_id(tensor: torch.Tensor) -> int:
     return tensor.untyped_storage().data_ptr()
-
-
-def _install(tmp: Path, output_dir: Path) -> None:
-    """Move the files of ``tmp`` into ``output_dir``; ``config.json`` last."""
-    if not output_dir.exists():
-        try:
-            tmp.rename(output_dir)
-            return
-        except OSError:
-            if not output_dir.is_dir():  # not a concurrent creation: a real failure
-                raise
-    if not output_dir.is_dir():
-        raise WeightsError(f"{output_dir} exists and is not a folder.")
-    # Without config.json the folder is not "converted", so a crash in between is harmless.
-    (output_dir / CONFIG_NAME).unlink(missing_ok=True)
-    os.replace(tmp / WEIGHTS_NAME, output_dir / WEIGHTS_NAME)
-    os.replace(tmp / CONFIG_NAME, output_dir / CONFIG_NAME)
 
 
 def _choose_config(config: AudioSRConfig | Mapping[str, Any] | str | Path | None,

@@ -46,9 +46,8 @@ ANCHOR_RSS_GB = 8.1
 ANCHOR_DURATION = 10.24
 ANCHOR_SOURCE = (
     "official audiosr 0.0.7 measured on this machine type (2 shared cores, random full-size "
-    "weights, 10.24 s 16 kHz clip, DDIM 50 steps, guidance 3.5): /work/shared/reference/"
-    "official-audiosr.md §4 (uncontended estimate 105 s + 3.5 s x steps; peak RSS from "
-    "`time -v`)"
+    "weights, 10.24 s 16 kHz clip, DDIM 50 steps, guidance 3.5; uncontended estimate 105 s "
+    "+ 3.5 s x steps; peak RSS from `time -v`)"
 )
 INPUT_RATE = 16000
 
@@ -267,7 +266,7 @@ def run_child(name: str, config: Config, duration: float, threads: int) -> dict:
     import torch
 
     from audiosr_core import AudioSR
-    from audiosr_core.pipeline import EnhanceOptions
+    from audiosr_core.enhancer import EnhanceOptions
 
     torch.set_num_threads(threads)
     dtype = getattr(torch, config.dtype)

@@ -1,7 +1,7 @@
 """Speed of the ``lite`` model on this CPU: seconds of 48 kHz output per second of compute.
 
 Enhances synthetic speech-like clips (16 kHz input, see ``engine_speed.speech_like``) of a few
-durations with ``AudioSR.from_pretrained(--model)`` and prints a Markdown table: wall time of
+durations with ``audiosr_core.load(--model)`` and prints a Markdown table: wall time of
 ``enhance`` (resampling, band-edge detection, STFT, network, inverse STFT), times real time,
 and how much of it is the network. Each duration is run ``--repeats`` times; the best run is
 reported (the machine is shared).
@@ -22,9 +22,9 @@ from engine_speed import INPUT_RATE, cpu_model, speech_like
 
 
 def measure(model: str, duration: float, repeats: int) -> dict[str, float]:
-    from audiosr_core import AudioSR
+    import audiosr_core
 
-    sr = AudioSR.from_pretrained(model)
+    sr = audiosr_core.load(model)
     network = {"s": 0.0}
     inner = sr.model.forward
 

@@ -53,9 +53,9 @@ def write_input(path: Path, minutes: float, channels: int = 2, seed: int = 0) ->
 
 def child(model: str, src: str, dst: str, options: dict, stream_above_s: float) -> None:
     """Runs in the child: enhance one file and print a JSON line."""
-    from audiosr_core import AudioSR
+    import audiosr_core
 
-    sr = AudioSR.from_pretrained(model)
+    sr = audiosr_core.load(model)
     sr.stream_above_s = stream_above_s
     t0 = time.perf_counter()
     res = sr.enhance_file(src, dst, overwrite=True, **options)

@@ -23,7 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from recipes.generators import OUTPUT_RATE, Generator, enhance_audio
+from audiosr_core.loading import DEFAULT_MODEL
+from audiosr_core.rates import SAMPLE_RATE, output_length
+from audiosr_core.sampling import SAMPLERS
+from recipes.generators import Generator, enhance_audio
 from recipes.listening_page import PageEntry, render_spectrogram_pair, write_listening_page
 
 __all__ = ["UsageError", "read_lines", "prepare_output", "add_enhancer_arguments",
@@ -87,18 +90,19 @@ def prepare_output(folder: str | os.PathLike[str], overwrite: bool) -> Path:
     return out
 
 
-def add_enhancer_arguments(parser: argparse.ArgumentParser, default_model: str) -> None:
+def add_enhancer_arguments(parser: argparse.ArgumentParser) -> None:
     """``--model --steps --guidance-scale --seed --sampler --device``."""
     group = parser.add_argument_group("enhancer (AudioSR)")
-    group.add_argument("--model", default=default_model, metavar="lite|basic|speech|FOLDER",
-                       help=f"AudioSR model (default {default_model}; 'lite' ships with the "
-                            "package and is the fastest on CPU; basic/speech download once)")
+    group.add_argument("--model", default=DEFAULT_MODEL, metavar="lite|basic|speech|FOLDER",
+                       help=f"AudioSR model (default {DEFAULT_MODEL}: ships with the package, "
+                            "fastest on CPU; basic/speech are the official diffusion models, "
+                            "downloaded once)")
     group.add_argument("--steps", type=int, default=50, help="AudioSR sampling steps (default 50)")
     group.add_argument("--guidance-scale", type=float, default=3.5,
                        help="AudioSR classifier-free guidance (default 3.5)")
     group.add_argument("--seed", type=int, default=42,
                        help="seed of the generator and of AudioSR (default 42)")
-    group.add_argument("--sampler", choices=("ddim", "dpmpp_2m"), default="ddim",
+    group.add_argument("--sampler", choices=SAMPLERS, default="ddim",
                        help="AudioSR sampler (default ddim)")
     group.add_argument("--device", default="cpu",
                        help="cpu, cuda, cuda:1, mps for the generator and AudioSR (default cpu)")
@@ -113,16 +117,16 @@ def enhance_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def load_enhancer(model: str, device: str) -> Any:
-    """``AudioSR.from_pretrained(model, device=device)``; a missing folder or any load error
+    """``audiosr_core.load(model, device=device)``; a missing folder or any load error
     becomes a UsageError naming the model."""
-    from audiosr_core import AudioSR
+    from audiosr_core.loading import MODEL_NAMES, load
 
-    looks_path = model not in ("lite", "basic", "speech")
+    looks_path = model not in MODEL_NAMES
     if looks_path and not Path(model).expanduser().exists():
-        raise UsageError(f"AudioSR model {model!r} is not lite, basic, speech or an existing "
-                         "folder/file; check --model")
+        raise UsageError(f"AudioSR model {model!r} is not {', '.join(MODEL_NAMES)} or an "
+                         "existing folder/file; check --model")
     try:
-        return AudioSR.from_pretrained(model, device=device)
+        return load(model, device=device)
     except Exception as exc:  # noqa: BLE001 - report which model and why
         raise UsageError(f"could not load the AudioSR model {model!r}: {type(exc).__name__}: "
                          f"{exc}") from exc
@@ -164,7 +168,7 @@ def run_items(generator: Generator, texts: Sequence[str], out: Path, enhancer: A
             try:
                 raw = generator.generate(text, seed, **(generate_kwargs or {}))
                 after = enhance_audio(raw, generator.sample_rate, enhancer, **options)
-                expected = round(raw.shape[-1] * OUTPUT_RATE / generator.sample_rate)
+                expected = output_length(raw.shape[-1], generator.sample_rate)
                 if after.shape != (raw.shape[0], expected):
                     raise RuntimeError(f"enhanced audio has shape {after.shape}, expected "
                                        f"{(raw.shape[0], expected)}")
@@ -172,8 +176,8 @@ def run_items(generator: Generator, texts: Sequence[str], out: Path, enhancer: A
                        "before_png": f"spectrograms/{label}-before.png",
                        "after_png": f"spectrograms/{label}-after.png"}
                 audio_io.save(out / rel["before"], raw, generator.sample_rate, subtype=SUBTYPE)
-                audio_io.save(out / rel["after"], after, OUTPUT_RATE, subtype=SUBTYPE)
-                render_spectrogram_pair(raw, generator.sample_rate, after, OUTPUT_RATE,
+                audio_io.save(out / rel["after"], after, SAMPLE_RATE, subtype=SUBTYPE)
+                render_spectrogram_pair(raw, generator.sample_rate, after, SAMPLE_RATE,
                                         out / rel["before_png"], out / rel["after_png"])
                 entries.append(PageEntry(label, text, before_rate=generator.sample_rate, **rel))
             except KeyboardInterrupt:

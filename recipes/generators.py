@@ -35,7 +35,6 @@ import importlib
 import importlib.util
 import inspect
 import os
-import sys
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -43,12 +42,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["KINDS", "OUTPUT_RATE", "Generator", "load_generator", "enhance_audio", "to_48k",
+__all__ = ["KINDS", "Generator", "load_generator", "enhance_audio", "to_48k",
            "quiet_libraries", "GENERATE_OPTIONS"]
 
 KINDS = ("audioldm", "audioldm2", "musicgen", "musicgen-audiocraft", "audiogen-audiocraft",
          "fastspeech2", "callable")
-OUTPUT_RATE = 48000
 
 #: Keyword arguments ``Generator.generate`` accepts per kind (besides prompt and seed).
 GENERATE_OPTIONS: dict[str, tuple[str, ...]] = {
@@ -150,7 +148,7 @@ def to_48k(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """Plain resampling to 48 kHz (soxr VHQ, as the engine's input stage): the "without"."""
     from audiosr_core.audio import resample
 
-    return np.asarray(resample(as_channels(audio), int(sample_rate), OUTPUT_RATE),
+    return np.asarray(resample(as_channels(audio), int(sample_rate)),
                       dtype=np.float32)
 
 
@@ -173,9 +171,10 @@ def enhance_audio(audio: np.ndarray, sample_rate: int, enhancer: Any,
     Returns
     -------
     np.ndarray
-        float32 ``[channels, round(samples * 48000 / sample_rate)]``.
+        float32 ``[channels, output_length(samples, sample_rate)]``
+        (:func:`audiosr_core.rates.output_length`).
     """
-    from audiosr_adapters._common import Settings, Upsampler
+    from audiosr_adapters.upsampler import Settings, Upsampler
 
     settings = Settings.build(enhancer, None, None, None, options)
     return np.asarray(Upsampler(settings, sample_rate)(as_channels(audio)), dtype=np.float32)
@@ -469,9 +468,7 @@ def _load_callable(kind: str, spec: str, device: str, sample_rate: int | None = 
         except Exception as exc:  # noqa: BLE001
             raise ValueError(f"importing {module_name!r} failed: {type(exc).__name__}: "
                              f"{exc}") from exc
-    else:
-        if "" not in sys.path and os.getcwd() not in sys.path:
-            sys.path.insert(0, os.getcwd())  # 'mymodule:fn' from the current folder
+    else:                       # importable from where Python looks (the current folder with -m)
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
@@ -487,7 +484,7 @@ def _load_callable(kind: str, spec: str, device: str, sample_rate: int | None = 
             raise ValueError(f"give the sample rate of {spec!r} (sample_rate= / --sample-rate, "
                              "Hz); the function does not report one")
         sample_rate = reported
-    from audiosr_adapters._common import check_rate
+    from audiosr_core.rates import check_rate
 
     rate = check_rate(sample_rate, "sample_rate")
     try:

@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 import numpy as np
 
-from recipes.files import write_text_atomic
+from audiosr_core.atomic import write_text
 
 __all__ = ["PageEntry", "spectrogram_db", "shared_db_range", "render_spectrogram",
            "render_spectrogram_pair", "page_html", "write_listening_page", "MAX_HZ",
@@ -212,4 +212,4 @@ def write_listening_page(folder: str | os.PathLike[str], entries: Sequence[PageE
                 if not (root / rel).is_file():
                     raise FileNotFoundError(f"the page links {rel!r}, which is not in {root}")
     text = page_html(entries, title, settings)
-    return write_text_atomic(root / "index.html", text)
+    return write_text(root / "index.html", text)

@@ -94,3 +94,33 @@ def manifest_subset(manifest: dict[str, tuple[int, ...]], prefixes: tuple[str, .
 def module_shapes(module) -> dict[str, tuple[int, ...]]:
     """Parameter and buffer names of a module with their shapes."""
     return {k: tuple(v.shape) for k, v in module.state_dict().items()}
+
+
+# ------------------------------------------------------------------ tiny random-weight models
+@pytest.fixture(scope="session")
+def tiny_audiosr():
+    """The official AudioSR architecture at the parity fixture's widths with seeded random
+    weights (``AudioSRConfig.tiny()``): every stage runs, cheaply, without ../shared."""
+    import torch
+
+    from audiosr_core.models.audiosr import AudioSRConfig, AudioSRModel
+    from audiosr_core.pipeline import AudioSR
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = AudioSRModel(AudioSRConfig.tiny())
+    return AudioSR(model, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_audiosr_dir(tmp_path_factory, tiny_audiosr) -> Path:
+    """:func:`tiny_audiosr` saved as a model folder (what ``--model FOLDER`` loads)."""
+    return tiny_audiosr.model.save_pretrained(tmp_path_factory.mktemp("models") / "tiny-random")
+
+
+@pytest.fixture(scope="session")
+def lite():
+    """The packaged ``lite`` model."""
+    import audiosr_core
+
+    return audiosr_core.load("lite")

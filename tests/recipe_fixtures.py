@@ -14,15 +14,11 @@ from __future__ import annotations
 
 import os
 import string
-import sys
 import warnings
 from pathlib import Path
 
+import adapter_fixtures as af
 import torch
-
-if str(Path(__file__).resolve().parent) not in sys.path:  # imported as tests.recipe_fixtures
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-import adapter_fixtures as af  # noqa: E402
 
 __all__ = ["TINY_KINDS", "save_tiny_generator", "char_tokenizer_fs2", "tiny_tts", "failing_tts"]
 

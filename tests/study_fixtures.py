@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,13 +20,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # `recipes` is a plain package at the repository root
-    sys.path.insert(0, str(REPO))
+from recipes.preference_study import db
+from recipes.preference_study.server import RunningServer, create_app
+from recipes.preference_study.trials import load_study_items
 
-from recipes.preference_study import db  # noqa: E402
-from recipes.preference_study.server import RunningServer, create_app  # noqa: E402
-from recipes.preference_study.trials import load_study_items  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 SR = 48000
 CHROMIUM = Path("/usr/bin/chromium")

@@ -14,7 +14,7 @@ import torch
 from audiosr_core import audio, dsp
 from audiosr_core.lite_pipeline import LiteSR, highpass
 from audiosr_core.models.lite import LiteConfig, LiteModel, copy_up_index
-from audiosr_core.pipeline import output_length
+from audiosr_core.rates import output_length
 from audiosr_core.train import lite as train_lite
 
 SMALL = LiteConfig(hidden=16, dilations=(1, 2), in_bands=32, env_bands=16)

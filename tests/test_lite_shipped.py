@@ -3,32 +3,20 @@ scores (``audiosr_core/assets/lite/scores.json``, written by ``benchmarks/qualit
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 
 import numpy as np
 import pytest
 
-from audiosr_core import AudioSR
+import audiosr_core
+from audiosr_core import evaluation as quality
 from audiosr_core.lite_pipeline import LiteSR
 from audiosr_core.models.lite import LiteConfig
 from audiosr_core.weights import LITE_FOLDER
 
-from conftest import REPO
-
 CHECKED_CLIPS = ("music/music_007_sonicpi_loop.wav", "sfx/sfx_018_openttd_opensfx.wav",
                  "speech/speech_010_tuxpaint_be.wav")
 CUTOFFS = (4000.0, 8000.0, 12000.0, 16000.0)
-
-
-@pytest.fixture(scope="module")
-def quality():
-    spec = importlib.util.spec_from_file_location("quality", REPO / "benchmarks" / "quality.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["quality"] = module            # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +26,7 @@ def scores() -> dict:
 
 @pytest.fixture(scope="module")
 def lite() -> LiteSR:
-    return AudioSR.from_pretrained("lite")
+    return audiosr_core.load("lite")
 
 
 def test_packaged_model_is_small_and_documented(lite):
@@ -61,7 +49,7 @@ def test_published_summary_beats_unprocessed_and_sbr_everywhere(scores):
 
 
 @pytest.mark.parametrize("clip", CHECKED_CLIPS)
-def test_reproduces_published_dev_scores(lite, quality, scores, devset_dir, clip):
+def test_reproduces_published_dev_scores(lite, scores, devset_dir, clip):
     published = {(r["clip"], r["cutoff_hz"]): r for r in scores["rows"] if r["system"] == "model"}
     cliffs = {c.name: c.cliff_hz for c in quality.find_clips(devset_dir)}
     ref = quality.load_reference(devset_dir / clip)

@@ -11,7 +11,8 @@ import torch
 from audiosr_core import AudioSR, EnhanceOptions, audio, metrics
 from audiosr_core.errors import AudioInputError
 from audiosr_core.models.audiosr import AudioSRConfig, AudioSRModel
-from audiosr_core.pipeline import _official_filter_draw, output_length
+from audiosr_core.pipeline import official_filter_draw
+from audiosr_core.rates import output_length
 
 FAST = {"steps": 2}
 
@@ -125,7 +126,7 @@ def test_official_mode(tiny):
 @pytest.mark.parametrize(("seed", "kind"), [(42, "ellip"), (0, "butter"), (1, "cheby1"),
                                             (1234, "bessel")])
 def test_official_filter_draw(seed, kind):
-    assert _official_filter_draw(seed) == kind
+    assert official_filter_draw(seed) == kind
 
 
 def test_posterior_mean_and_dpm_solver_options(tiny):

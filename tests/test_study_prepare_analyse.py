@@ -10,7 +10,6 @@ import csv
 import json
 import math
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,18 +17,17 @@ import pyloudnorm
 import pytest
 import soundfile as sf
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from recipes.preference_study import analyse as an  # noqa: E402
-from recipes.preference_study import prepare as pp  # noqa: E402
-from recipes.preference_study.bundle import (  # noqa: E402
+from audiosr_core.seeds import derive_seed
+from recipes.preference_study import analyse as an
+from recipes.preference_study import prepare as pp
+from recipes.preference_study.bundle import (
     FORMAT,
     BundleError,
     load_bundle,
     write_manifest,
 )
+
+REPO = Path(__file__).resolve().parents[1]
 
 TINY_TTS = f"{REPO / 'tests' / 'recipe_fixtures.py'}:tiny_tts"
 COMMON = ["--per-generator", "2", "--duration", "1.0", "--model", "lite", "--steps", "2",
@@ -73,7 +71,7 @@ def test_manifest_is_valid_and_records_settings(bundle_dir: Path) -> None:
     assert [it.prompt for it in b.items] == sound_events[:2] + tts[:2]
     for it in b.items:
         index = int(it.id.rsplit("-", 1)[1])
-        assert it.seed == pp.derive_seed(7, it.generator, index)
+        assert it.seed == derive_seed(7, it.generator, index)
         assert it["enhancer_seed"] == it.seed
     assert len({it.seed for it in b.items}) == 4
     s = b.settings
@@ -158,7 +156,7 @@ def test_same_seed_same_files_and_refusal_to_overwrite(
     # --overwrite replaces it (a different seed gives a different clip)
     assert pp.main(["-o", str(tmp_path / "again"), *args, "--seed", "8", "--overwrite"]) == 0
     replaced = load_bundle(tmp_path / "again").item("ldm-000")
-    assert replaced.seed == pp.derive_seed(8, "ldm", 0) != first.seed
+    assert replaced.seed == derive_seed(8, "ldm", 0) != first.seed
     assert replaced.path("without").read_bytes() != first.path("without").read_bytes()
     # a bundle holding files prepare did not write (the answers database) is kept
     (tmp_path / "again" / "responses.sqlite3").write_bytes(b"answers")
@@ -276,9 +274,9 @@ def test_stereo_generator_and_generation_errors(tmp_path: Path,
 
 
 def test_derive_seed_is_stable() -> None:
-    seeds = {pp.derive_seed(0, g, i) for g in ("a", "b") for i in range(50)}
+    seeds = {derive_seed(0, g, i) for g in ("a", "b") for i in range(50)}
     assert len(seeds) == 100 and all(0 <= s < 2**31 for s in seeds)
-    assert pp.derive_seed(3, "a", 1) == pp.derive_seed(3, "a", 1) != pp.derive_seed(4, "a", 1)
+    assert derive_seed(3, "a", 1) == derive_seed(3, "a", 1) != derive_seed(4, "a", 1)
 
 
 @pytest.mark.parametrize("args, message", [

@@ -16,7 +16,7 @@ from huggingface_hub.errors import LocalEntryNotFoundError
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from audiosr_core import weights
+from audiosr_core import atomic, weights
 from audiosr_core.errors import WeightsError
 from audiosr_core.models.audiosr import (
     CONFIG_NAME,
@@ -150,7 +150,8 @@ def assert_folder_holds(folder: Path, model: AudioSRModel) -> None:
 
 
 def leftovers(folder: Path) -> list[str]:
-    return [p.name for p in folder.rglob("*.partial-*")]
+    """Temporary files or folders a write left behind."""
+    return [p.name for p in folder.rglob("*") if atomic.is_temporary(p)]
 
 
 # ------------------------------------------------------------------------- dev fixture convert

@@ -29,6 +29,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .. import atomic
 from ..errors import WeightsError
 from .unet import UNet, UNetConfig
 from .vae import VAEConfig, VAEDecoder, VAEEncoder
@@ -143,10 +144,9 @@ class AudioSRModel(nn.Module):
         directory.mkdir(parents=True, exist_ok=True)
         config = {**self.config.to_dict(), "scale_factor": float(self.scale_factor)}
         state = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict().items()}
-        tmp = directory / (WEIGHTS_NAME + ".tmp")
-        save_file(state, str(tmp), metadata={"format": "pt", "model_type": MODEL_TYPE})
-        tmp.replace(directory / WEIGHTS_NAME)
-        (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+        with atomic.atomic_path(directory / WEIGHTS_NAME) as tmp:
+            save_file(state, str(tmp), metadata={"format": "pt", "model_type": MODEL_TYPE})
+        atomic.write_text(directory / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
         return directory
 
     @classmethod

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import dsp
+from .. import atomic, dsp
 from ..baseline import PatchLayout
 
 __all__ = ["LiteConfig", "LiteModel", "N_BINS", "copy_up_index", "log_power", "band_level",
@@ -228,10 +228,10 @@ class LiteModel(nn.Module):
         from safetensors.torch import save_file
 
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
         state = {k: v.detach().float().contiguous().cpu() for k, v in self.state_dict().items()}
-        save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
+        with atomic.atomic_path(folder / WEIGHTS_NAME) as tmp:
+            save_file(state, str(tmp), metadata={"format": "pt"})
+        atomic.write_text(folder / CONFIG_NAME, json.dumps(self.config.to_dict(), indent=2) + "\n")
         return folder
 
     @classmethod

@@ -3,9 +3,9 @@
 Two sub-commands (``python -m audiosr_core.train.lite --help``)::
 
     # 1. simulate low-resolution inputs from the corpus (recipes/build_corpus), 4 per clip
-    python -m audiosr_core.train.lite prepare --corpus /work/corpus --out /work/lite_data
+    python -m audiosr_core.train.lite prepare --corpus corpus --out lite_data
     # 2. train (resumable: run the same command again to continue from the last checkpoint)
-    python -m audiosr_core.train.lite train --data /work/lite_data --out runs/lite-bins \\
+    python -m audiosr_core.train.lite train --data lite_data --out runs/lite-bins \\
         --head bins --steps 3000
 
 ``prepare`` draws degradations with :func:`audiosr_core.train.simulate.draw_degradation`
@@ -30,7 +30,6 @@ import argparse
 import csv
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -40,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import dsp
+from .. import atomic, dsp
 from ..models.lite import LiteConfig, LiteModel, band_level, copy_up_index, log_power
 from . import simulate
 
@@ -196,9 +195,8 @@ def high_band_loss(model: LiteModel, low: torch.Tensor, ref: torch.Tensor, kc: t
 
 
 def _save_atomic(obj: dict, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic.atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def train(data_dir: Path, out: Path, config: LiteConfig, steps: int = 3000, batch: int = 16,

@@ -33,6 +33,7 @@ import numpy as np
 import scipy.signal
 
 from .. import audio, dsp
+from ..rates import fit_length
 
 __all__ = [
     "KINDS",
@@ -262,8 +263,8 @@ def apply_degradation(wave48: np.ndarray, d: Degradation,
             y = scipy.signal.sosfilt(sos, y, axis=-1)
     if d.resample_rate is not None:
         low = audio.resample(y, sample_rate, d.resample_rate)
-        # ceil lengths both ways, so the round trip is never shorter than n
-        y = audio.resample(low, d.resample_rate, sample_rate)[..., :n]
+        # each way rounds to the nearest sample: the round trip is n within a sample
+        y = fit_length(audio.resample(low, d.resample_rate, sample_rate), n)
     return y.astype(x.dtype, copy=False)
 
 

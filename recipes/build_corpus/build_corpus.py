@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Build the ``lite`` model's training corpus from real recorded audio in Debian packages.
 
 Reproducible from a clean Debian 12 machine: ``apt-get download`` + ``dpkg -x`` into a cache
@@ -14,8 +13,7 @@ Stages, each usable on its own:
 
 Example (from the repository root)::
 
-    .venv/bin/python recipes/build_corpus/build_corpus.py --out /work/corpus \
-        --cache /work/corpus_cache --jobs 2
+    .venv/bin/python -m recipes.build_corpus --out corpus --cache corpus_cache --jobs 2
 """
 
 from __future__ import annotations
@@ -43,16 +41,13 @@ from pathlib import Path
 import numpy as np
 import scipy.signal
 
+from audiosr_core import atomic, audio
+from audiosr_core.errors import AudioInputError
+from audiosr_core.rates import SAMPLE_RATE as TARGET_SR
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-if str(REPO_ROOT) not in sys.path:  # run as a script from anywhere
-    sys.path.insert(0, str(REPO_ROOT))
-
-from audiosr_core import audio  # noqa: E402
-from audiosr_core.errors import AudioInputError  # noqa: E402
-
 #: ``../shared/data/eval-reserved.txt`` relative to the repository root.
 DEFAULT_RESERVED = REPO_ROOT.parent / "shared" / "data" / "eval-reserved.txt"
-TARGET_SR = audio.TARGET_SAMPLE_RATE
 #: Sources below this rate are skipped: their 48 kHz version would be upsampled, not real.
 MIN_NATIVE_SR = 44100
 LOSSY_SUBTYPES = frozenset({"VORBIS", "OPUS", "MPEG_LAYER_I", "MPEG_LAYER_II", "MPEG_LAYER_III"})
@@ -365,7 +360,7 @@ def ensure_not_reserved(package: str, path: str, reserved: ReservedList) -> None
 
 @dataclass(frozen=True)
 class Bandwidth:
-    """Measured bandwidth of a signal, Hz (``offline-data.md`` §1).
+    """Measured bandwidth of a signal, Hz (Welch PSD; see :func:`measure_bandwidth`).
 
     Attributes
     ----------
@@ -507,14 +502,11 @@ def unpack(deb: Path, dest: Path, package: str, version: str) -> None:
         if not stamp.is_file() and any(dest.iterdir()):
             raise CorpusError(f"{dest} exists but is not an unpack of ours; remove it by hand")
         shutil.rmtree(dest)
-    tmp = dest.with_name(dest.name + ".part")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    _run(["dpkg", "-x", str(deb), str(tmp)])
-    _post_unpack(package, tmp)
-    (tmp / ".unpacked").write_text(version + "\n")
-    tmp.rename(dest)
+    atomic.sweep(dest.parent, recursive=False)    # unpacks of a killed run
+    with atomic.atomic_folder(dest) as tmp:
+        _run(["dpkg", "-x", str(deb), str(tmp)])
+        _post_unpack(package, tmp)
+        (tmp / ".unpacked").write_text(version + "\n")
 
 
 def fetch_packages(names: Iterable[str], cache: Path,
@@ -975,12 +967,10 @@ class CorpusWriter:
 
 
 def _write_csv(path: Path, columns: Sequence[str], rows: Iterable[dict[str, str]]) -> None:
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with atomic.atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(columns), lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def read_manifest(path: Path) -> list[dict[str, str]]:
@@ -1106,7 +1096,7 @@ def build_corpus(sources: Sequence[Source], packages: dict[str, Package], reserv
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="build_corpus.py",
+        prog="python -m recipes.build_corpus",
         description="Build the lite training corpus (48 kHz mono PCM_24 clips + manifest.csv) "
         "from real recordings in Debian packages. Files of ../shared/data/eval-reserved.txt "
         "are never read.",
@@ -1199,7 +1189,3 @@ def _main(args: argparse.Namespace) -> int:
           f"processing {t2 - t1:.0f} s")
     print(f"wrote {summary.manifest}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

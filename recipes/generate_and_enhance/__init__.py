@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="reuse a non-empty output folder (an earlier run's files are "
                              "replaced)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    add_enhancer_arguments(parser, default_model="basic")
+    add_enhancer_arguments(parser)
     return parser
 
 

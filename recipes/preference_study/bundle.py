@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from recipes.files import write_text_atomic
+from audiosr_core.atomic import write_text
 
 __all__ = [
     "FORMAT",
@@ -389,4 +389,4 @@ def write_manifest(root: str | os.PathLike[str], settings: Mapping[str, Any],
     }
     validate_manifest(manifest, root)
     text = json.dumps(manifest, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    return write_text_atomic(root / MANIFEST_NAME, text)
+    return write_text(root / MANIFEST_NAME, text)

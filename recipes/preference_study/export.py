@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from recipes import files
+from audiosr_core import atomic
 
 from . import db
 from .trials import StudyError
@@ -58,7 +58,7 @@ def write_text_atomic(path: Path, text: str, *, force: bool) -> None:
     if path.exists() and path.is_dir():
         raise StudyError(f"{path} is a folder; give a file name.")
     path.parent.mkdir(parents=True, exist_ok=True)
-    files.write_text_atomic(path, text)
+    atomic.write_text(path, text)
 
 
 def _parser() -> argparse.ArgumentParser:

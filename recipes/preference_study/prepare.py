@@ -25,14 +25,12 @@ Run as ``python -m recipes.preference_study prepare -o BUNDLE --generator ...``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.metadata
 import math
 import os
 import platform
 import shutil
 import sys
-import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -41,19 +39,21 @@ from typing import Any
 
 import numpy as np
 
+from audiosr_core import atomic
 from audiosr_core.errors import AudioSRError
+from audiosr_core.loading import DEFAULT_MODEL
+from audiosr_core.rates import SAMPLE_RATE
+from audiosr_core.seeds import derive_seed
 
 from .bundle import AUDIO_DIR, ID_PATTERN, MANIFEST_NAME, BundleError, write_manifest
 
 __all__ = [
-    "SAMPLE_RATE",
     "PROMPTS_DIR",
     "GeneratorSpec",
     "PrepareError",
     "parse_generator",
     "default_prompt_list",
     "load_prompts",
-    "derive_seed",
     "measure_loudness",
     "match_pair",
     "prepare_bundle",
@@ -61,7 +61,6 @@ __all__ = [
 ]
 
 #: Rate of every file in a bundle, Hz.
-SAMPLE_RATE = 48000
 #: Folder of the shipped default prompt lists.
 PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
 #: BS.1770 gating block, seconds (pyloudnorm needs at least this much audio).
@@ -140,13 +139,6 @@ def load_prompts(path: str | os.PathLike[str]) -> list[str]:
     if not prompts:
         raise PrepareError(f"prompt file {p} has no prompts (blank and '#' lines are skipped)")
     return prompts
-
-
-def derive_seed(base: int, generator: str, index: int) -> int:
-    """Seed of item ``index`` of ``generator``: the first 31 bits of
-    SHA-256(``"{base}/{generator}/{index}"``). Stable across runs, platforms and versions."""
-    digest = hashlib.sha256(f"{base}/{generator}/{index}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 # ---------------------------------------------------------------------------- loudness
@@ -327,7 +319,7 @@ def _check_output(out: Path, overwrite: bool) -> None:
 
 def prepare_bundle(out: str | os.PathLike[str], specs: Sequence[GeneratorSpec], *,
                    per_generator: int = 10, seed: int = 0, duration: float | None = 5.0,
-                   model: str = "basic", steps: int = 50, guidance_scale: float = 3.5,
+                   model: str = DEFAULT_MODEL, steps: int = 50, guidance_scale: float = 3.5,
                    loudness: float = -23.0, peak_limit: float = -1.0, device: str = "cpu",
                    overwrite: bool = False, progress: bool = True,
                    load: Callable[..., Any] | None = None, enhancer: Any = None,
@@ -336,7 +328,7 @@ def prepare_bundle(out: str | os.PathLike[str], specs: Sequence[GeneratorSpec], 
 
     ``specs`` carry their prompts. ``load(kind, model, device=...)`` defaults to
     ``recipes.generators.load_generator``; ``enhancer`` defaults to
-    ``AudioSR.from_pretrained(model, device=device)``.
+    ``audiosr_core.load(model, device=device)``.
     """
     import soundfile as sf
     from tqdm import tqdm
@@ -365,13 +357,11 @@ def prepare_bundle(out: str | os.PathLike[str], specs: Sequence[GeneratorSpec], 
         except ImportError as exc:
             raise PrepareError(f"recipes.generators is not available ({exc})") from None
     if enhancer is None:
-        from audiosr_core import AudioSR
+        from audiosr_core.loading import load as load_model
 
-        enhancer = AudioSR.from_pretrained(model, device=device)
+        enhancer = load_model(model, device=device)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
+    with atomic.atomic_folder(out) as work:
         (work / AUDIO_DIR).mkdir()
         generators: list[dict[str, Any]] = []
         items: list[dict[str, Any]] = []
@@ -455,11 +445,7 @@ def prepare_bundle(out: str | os.PathLike[str], specs: Sequence[GeneratorSpec], 
         }
         write_manifest(work, settings, generators, items)
         if out.exists():
-            shutil.rmtree(out)
-        os.replace(work, out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
+            shutil.rmtree(out)       # checked replaceable by _check_output above
     return out / MANIFEST_NAME
 
 
@@ -490,8 +476,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     p.add_argument("--duration", type=float, default=5.0,
                    help="seconds to generate (not for TTS; default 5)")
-    p.add_argument("--model", default="basic",
-                   help="enhancer: basic | speech | lite | PATH (default basic)")
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help=f"enhancer: lite | basic | speech | PATH (default {DEFAULT_MODEL}; use "
+                        "basic or speech to reproduce the paper's study with AudioSR itself)")
     p.add_argument("--steps", type=int, default=50, help="enhancer diffusion steps (50)")
     p.add_argument("--guidance-scale", type=float, default=3.5, help="enhancer guidance (3.5)")
     p.add_argument("--loudness", type=float, default=-23.0,
