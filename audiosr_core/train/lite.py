@@ -41,6 +41,8 @@ import torch
 
 from .. import atomic, dsp
 from ..models.lite import LiteConfig, LiteModel, band_level, copy_up_index, log_power
+from ..rates import fit_length
+from ..seeds import derive_seed
 from . import simulate
 
 __all__ = ["prepare", "train", "export", "main"]
@@ -63,10 +65,8 @@ def _simulate_clip(args: tuple[int, str, float, int, int]) -> list[dict]:
     wave, rate = sf.read(path, dtype="float32", always_2d=True)
     if rate != dsp.SAMPLE_RATE:
         raise ValueError(f"{path}: corpus clips must be 48 kHz, got {rate} Hz")
-    n = int(CLIP_SECONDS * dsp.SAMPLE_RATE)
-    ref = np.zeros(n, np.float32)
-    ref[:min(n, len(wave))] = wave[:n, 0]
-    rng = np.random.default_rng([seed, index])
+    ref = fit_length(wave[:, 0], int(CLIP_SECONDS * dsp.SAMPLE_RATE))
+    rng = np.random.default_rng(derive_seed(seed, "clip", index))
     rows = []
     for draw in range(draws):
         cap = min(16000.0, max(2000.0, 0.95 * bandwidth))
