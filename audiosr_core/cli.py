@@ -22,6 +22,7 @@ from pathlib import Path
 
 from . import __version__, audio
 from .errors import AudioSRError
+from .sampling import SAMPLERS
 from .status import Outcome, Status
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -357,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     enh.add_argument("--guidance-scale", type=float, default=3.5,
                      help="classifier-free guidance scale (default 3.5)")
     enh.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
-    enh.add_argument("--sampler", choices=("ddim", "dpmpp_2m"), default="ddim",
+    enh.add_argument("--sampler", choices=SAMPLERS, default="ddim",
                      help="ddim = official (default); dpmpp_2m needs ~20 steps")
     enh.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: auto)")
     enh.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",

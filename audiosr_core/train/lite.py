@@ -43,6 +43,7 @@ from .. import atomic, dsp
 from ..models.lite import LiteConfig, LiteModel, band_level, copy_up_index, log_power
 from ..rates import fit_length
 from ..seeds import derive_seed
+from ..status import Status
 from . import simulate
 
 __all__ = ["prepare", "train", "export", "main"]
@@ -136,7 +137,7 @@ class TrainData:
     @classmethod
     def load(cls, folder: Path) -> TrainData:
         with open(folder / META_NAME, newline="") as f:
-            rows = [r for r in csv.DictReader(f) if r["edge_status"] == "band-limited"]
+            rows = [r for r in csv.DictReader(f) if r["edge_status"] == Status.BAND_LIMITED]
         return cls(np.load(folder / "refs.npy", mmap_mode="r"), np.load(folder / "ref_scale.npy"),
                    np.load(folder / "lows.npy", mmap_mode="r"), np.load(folder / "low_scale.npy"),
                    rows)
