@@ -105,6 +105,46 @@ def one_by_one(process: Callable[[int, np.ndarray], np.ndarray]) -> ProcessMany:
                                       for i, seg in zip(indices, segments, strict=True)]
 
 
+class WindowJoiner:
+    """Joins window outputs, given in index order, into one signal written block by block.
+
+    ``add(i, output)`` takes the output ``[channels, seg_stop - seg_start]`` of window ``i``
+    (``i`` = 0, 1, ... in turn); ``write(block)`` receives the joined signal in order, each
+    sample once, as soon as no later window overlaps it. Memory holds one crossfade. This is
+    the one place windows are joined: in memory, streamed from disk and across workers.
+    """
+
+    def __init__(self, windows: list[Window], write: Callable[[np.ndarray], None]) -> None:
+        self.windows, self.write = windows, write
+        self.next = 0
+        self._pending: np.ndarray | None = None   # output from ``_done`` on, open to fades
+        self._done = 0
+
+    @property
+    def finished(self) -> bool:
+        """Whether every window has been added (and so everything written)."""
+        return self.next == len(self.windows)
+
+    def add(self, i: int, seg: np.ndarray) -> None:
+        """Add the output of window ``i`` (the next one in order)."""
+        if i != self.next:
+            raise ValueError(f"window {i} given while window {self.next} is expected")
+        w = self.windows[i]
+        if seg.ndim != 2 or seg.shape[1] != w.seg_stop - w.seg_start:
+            raise ValueError(f"process returned shape {seg.shape} for a segment of "
+                             f"{w.seg_stop - w.seg_start} samples")
+        part = window_weight(self.windows, i) * seg[:, w.start - w.seg_start:w.stop - w.seg_start]
+        pending = self._pending if self._pending is not None else np.zeros((seg.shape[0], 0),
+                                                                           np.float32)
+        grown = np.zeros((seg.shape[0], w.stop - self._done), np.float32)
+        grown[:, :pending.shape[1]] = pending
+        grown[:, w.start - self._done:] += part
+        final = (self.windows[i + 1].start if i + 1 < len(self.windows) else w.stop) - self._done
+        self.write(grown[:, :final])
+        self._pending, self._done = grown[:, final:], self._done + final
+        self.next += 1
+
+
 def overlap_add_stream(read: Callable[[int, int], np.ndarray], windows: list[Window],
                        process: Callable[[int, np.ndarray], np.ndarray] | None,
                        write: Callable[[np.ndarray], None], *,
@@ -113,34 +153,21 @@ def overlap_add_stream(read: Callable[[int, int], np.ndarray], windows: list[Win
 
     ``read(a, b)`` returns ``[channels, b - a]`` input samples, ``process(index, segment)``
     returns an array of the segment's shape, and ``write(block)`` receives the joined output
-    in order, each sample once, as soon as no later window overlaps it. With
-    ``process_many``, up to ``batch_size`` consecutive windows are processed in one call.
-    Memory holds ``batch_size`` segments and one crossfade.
+    in order, each sample once (:class:`WindowJoiner`). With ``process_many``, up to
+    ``batch_size`` consecutive windows are processed in one call. Memory holds
+    ``batch_size`` segments and one crossfade.
     """
     if process_many is None:
         if process is None:
             raise TypeError("overlap_add_stream needs process or process_many")
         process_many = one_by_one(process)
-    pending: np.ndarray | None = None      # output from ``done`` on, still open to fades
-    done = 0
+    joiner = WindowJoiner(windows, write)
     for first in range(0, len(windows), max(1, batch_size)):
         indices = list(range(first, min(first + max(1, batch_size), len(windows))))
         outputs = process_many(indices, [read(windows[i].seg_start, windows[i].seg_stop)
                                          for i in indices])
         for i, seg in zip(indices, outputs, strict=True):
-            w = windows[i]
-            if seg.ndim != 2 or seg.shape[1] != w.seg_stop - w.seg_start:
-                raise ValueError(f"process returned shape {seg.shape} for a segment of "
-                                 f"{w.seg_stop - w.seg_start} samples")
-            part = window_weight(windows, i) * seg[:, w.start - w.seg_start:w.stop - w.seg_start]
-            if pending is None:
-                pending = np.zeros((seg.shape[0], 0), np.float32)
-            grown = np.zeros((seg.shape[0], w.stop - done), np.float32)
-            grown[:, :pending.shape[1]] = pending
-            grown[:, w.start - done:] += part
-            final = (windows[i + 1].start if i + 1 < len(windows) else w.stop) - done
-            write(grown[:, :final])
-            pending, done = grown[:, final:], done + final
+            joiner.add(i, seg)
 
 
 def overlap_add(signal: np.ndarray, windows: list[Window],

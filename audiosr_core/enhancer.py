@@ -16,11 +16,12 @@ Example
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -33,9 +34,10 @@ from .sampling import SAMPLERS
 from .seeds import fresh_seed
 from .status import Status
 
-__all__ = ["EnhanceOptions", "EnhanceResult", "Enhancer", "OutputExistsError", "StreamPlan",
-           "HEADROOM_PEAK", "resolve_options", "select_channels", "to_model_rate",
-           "save_result", "write_streamed", "blocks"]
+__all__ = ["EnhanceOptions", "EnhanceResult", "Enhancer", "Planner", "FilePlan", "WindowTask",
+           "OutputExistsError", "HEADROOM_PEAK", "resolve_options", "select_channels",
+           "to_model_rate", "result_statuses", "save_result", "streamed_output", "StreamedOutput",
+           "write_streamed", "blocks"]
 
 HEADROOM_PEAK = 10 ** (-0.1 / 20)
 """Peak (-0.1 dBFS) an output is brought to when it would otherwise clip an integer format."""
@@ -213,29 +215,164 @@ def to_model_rate(audio: np.ndarray | torch.Tensor, sample_rate: Any,
     return x48, rate
 
 
-class Enhancer:
-    """What every super-resolution pipeline offers: :meth:`enhance` arrays, :meth:`enhance_file`.
+class WindowTask(NamedTuple):
+    """One window for the networks: its file's planned state, its index, its samples."""
 
-    Subclasses implement :meth:`enhance` and :meth:`_stream_plan`; :meth:`enhance_many`
-    may be overridden by models that batch.
+    state: Any
+    index: int
+    segment: np.ndarray
+    """``[channels, seg_stop - seg_start]`` float32 at 48 kHz."""
+
+
+@dataclass
+class FilePlan:
+    """How one signal is enhanced, decided before any network runs.
+
+    Attributes
+    ----------
+    length : int
+        Samples at 48 kHz.
+    windows : list of chunking.Window
+        What the networks see; their outputs are joined with :mod:`audiosr_core.chunking`.
+    state : object
+        The model's file-level state (cutoffs, normalisation, levels, seed): everything a
+        window needs besides its samples. Picklable, so windows can run in other processes.
+    result : EnhanceResult
+        Statuses, cutoffs and seed to report (``audio`` empty until joined).
+    """
+
+    length: int
+    windows: list[chunking.Window]
+    state: Any
+    result: EnhanceResult
+
+    @property
+    def active(self) -> bool:
+        """Whether any channel is enhanced (otherwise the input passes through)."""
+        return any(s is Status.ENHANCED for s in self.result.status)
+
+
+class Planner:
+    """Plans files without network weights: which windows, and the file-level state.
+
+    Each model has one (:meth:`Enhancer.planner`); it is small and picklable, so CPU workers
+    can read, measure and cut files into windows while the networks run elsewhere
+    (:func:`audiosr_core.loading.load_planner` builds one from a model's config alone).
+    """
+
+    stream_above_s: float = 300.0
+    """Files longer than this (seconds) are measured and cut from disk (bounded memory)."""
+
+    def plan(self, x48: np.ndarray, rate: int, opts: EnhanceOptions) -> FilePlan:
+        """Plan an in-memory signal ``[channels, samples]`` already at 48 kHz (``rate`` is
+        its original rate, Hz)."""
+        raise NotImplementedError
+
+    def plan_stream(self, read: Callable[[int, int], np.ndarray], length: int, rate: int,
+                    opts: EnhanceOptions) -> FilePlan:
+        """Plan a long signal of ``length`` samples at 48 kHz, measured through ``read(a, b)``
+        (``[channels, b - a]``) in one pass of bounded memory."""
+        raise NotImplementedError
+
+    def streams(self, opts: EnhanceOptions) -> bool:
+        """Whether long files may be measured from disk with these options."""
+        return True
+
+    def streams_file(self, path: str | os.PathLike[str], opts: EnhanceOptions) -> bool:
+        """Whether ``path`` is long enough to be planned and joined through the disk."""
+        return audio_io.info(path).duration_s > self.stream_above_s and self.streams(opts)
+
+
+class Enhancer:
+    """What every super-resolution model offers: :meth:`enhance` arrays, :meth:`enhance_many`,
+    :meth:`enhance_file`.
+
+    A model supplies :meth:`planner` (windows and file-level state, no weights) and
+    :meth:`run_windows` (the networks on windows of any files); planning, joining the windows,
+    saving, the never-clip gain and the overwrite policy are the same for every model, here.
     """
 
     stream_above_s = 300.0
     """Files longer than this (seconds) go from disk to disk in windows (bounded memory)."""
 
+    def planner(self) -> Planner:
+        """This model's planner, with its current settings (``stream_above_s``, windows)."""
+        raise NotImplementedError
+
+    def run_windows(self, tasks: Sequence[WindowTask], options: EnhanceOptions, *,
+                    progress: bool = False) -> list[np.ndarray]:
+        """Enhance windows (of one file or of several) and return one output per task, of the
+        segment's shape. Results do not depend on how windows are grouped: batches of
+        ``options.batch_size`` are formed here, and each window keeps its own seed."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------- arrays
     def enhance(self, audio: np.ndarray | torch.Tensor, sample_rate: int,
                 options: EnhanceOptions | None = None, *, progress: bool = False,
                 **kwargs: Any) -> EnhanceResult:
-        """Super-resolve ``[samples]`` or ``[channels, samples]`` audio to 48 kHz."""
-        raise NotImplementedError
+        """Super-resolve audio to 48 kHz.
+
+        Parameters
+        ----------
+        audio : np.ndarray or torch.Tensor
+            ``[samples]`` or ``[channels, samples]`` (at most 8 channels), full scale +-1.
+        sample_rate : int
+            Hz, 4000 to 384000 (whole-number floats are fine).
+        options : EnhanceOptions, optional
+            Settings; keyword arguments (``steps=``, ``guidance_scale=``, ``seed=``, ...)
+            override single fields.
+        progress : bool
+            Show progress bars (diffusion steps).
+
+        Returns
+        -------
+        EnhanceResult
+            ``audio`` float32 ``[channels, samples]`` at 48 kHz with exactly the input's
+            duration (:func:`audiosr_core.rates.output_length`). Near-silent, full-band and
+            sub-1 kHz channels pass through (resampled only), with their status.
+        """
+        return self.enhance_many([(audio, sample_rate)], options, progress=progress,
+                                 **kwargs)[0]
 
     def enhance_many(self, items: Sequence[tuple[np.ndarray | torch.Tensor, int]],
                      options: EnhanceOptions | None = None, *, progress: bool = False,
                      **kwargs: Any) -> list[EnhanceResult]:
-        """:meth:`enhance` each ``(audio, sample_rate)`` item (models that batch override)."""
-        return [self.enhance(audio, rate, options, progress=progress, **kwargs)
-                for audio, rate in items]
+        """:meth:`enhance` several ``(audio, sample_rate)`` items, each result equal to the
+        item's own :meth:`enhance` up to float rounding. Up to ``options.batch_size``
+        windows share network calls: the windows of one long item, or short items (one
+        window each) together."""
+        opts = resolve_options(options, kwargs)
+        planner = self.planner()
+        signals = [to_model_rate(audio, rate, opts) for audio, rate in items]
+        plans = [planner.plan(x48, rate, opts) for x48, rate in signals]
+        single = [j for j, plan in enumerate(plans) if plan.active and len(plan.windows) == 1]
+        outputs = dict(zip(single, self.run_windows(
+            [WindowTask(plans[j].state, 0, signals[j][0]) for j in single], opts,
+            progress=progress), strict=True))
+        results = []
+        for j, ((x48, _rate), plan) in enumerate(zip(signals, plans, strict=True)):
+            if j in outputs:
+                audio = outputs[j]
+            elif plan.active:
+                audio = chunking.overlap_add(x48, plan.windows, None,
+                                             process_many=self._window_runner(plan, opts,
+                                                                              progress),
+                                             batch_size=opts.batch_size)
+            else:
+                audio = x48.copy()
+            results.append(replace(plan.result, audio=audio))
+        return results
 
+    def _window_runner(self, plan: FilePlan, opts: EnhanceOptions,
+                       progress: bool) -> chunking.ProcessMany:
+        """``process_many(indices, segments)`` for the windows of one planned file."""
+        if not plan.active:
+            return lambda indices, segments: [np.asarray(s, np.float32) for s in segments]
+        return lambda indices, segments: self.run_windows(
+            [WindowTask(plan.state, i, s) for i, s in zip(indices, segments, strict=True)],
+            opts, progress=progress)
+
+    # -------------------------------------------------------------------------- files
     def enhance_file(self, input_path: str | os.PathLike[str], output_path: str | os.PathLike[str],
                      options: EnhanceOptions | None = None, *, overwrite: bool = False,
                      subtype: str | None = None, progress: bool = False,
@@ -253,31 +390,24 @@ class Enhancer:
         if output_path.exists() and not overwrite:
             raise OutputExistsError(f"{output_path}: exists; pass overwrite=True to replace it")
         opts = resolve_options(options, kwargs)
-        if self.streams_file(input_path, opts):
+        planner = self.planner()
+        if planner.streams_file(input_path, opts):
             with audio_io.Reader48(input_path) as reader:
                 def read(a: int, b: int) -> np.ndarray:
                     return select_channels(reader.read(a, b), opts.channels)
 
-                plan = self._stream_plan(read, reader.length, reader.rate, opts, progress)
-                gain_db = write_streamed(output_path, read, plan, subtype, input_path, progress)
-            plan.result.output_gain_db = gain_db
-            return plan.result
+                plan = planner.plan_stream(read, reader.length, reader.rate, opts)
+                gain_db = write_streamed(output_path, read, plan,
+                                         self._window_runner(plan, opts, progress),
+                                         opts.batch_size, subtype, input_path, progress)
+            return replace(plan.result, output_gain_db=gain_db, streamed=True)
         samples, rate = audio_io.load(input_path)
         res = self.enhance(samples, rate, opts, progress=progress)
         return save_result(res, output_path, subtype, input_path)
 
     def streams_file(self, path: str | os.PathLike[str], options: EnhanceOptions) -> bool:
         """Whether :meth:`enhance_file` streams ``path`` (long file, options allow it)."""
-        return audio_io.info(path).duration_s > self.stream_above_s and self._streams(options)
-
-    def _streams(self, opts: EnhanceOptions) -> bool:
-        """Whether a long file can be streamed with these options."""
-        return True
-
-    def _stream_plan(self, read: Callable[[int, int], np.ndarray], length: int, rate: int,
-                     opts: EnhanceOptions, progress: bool) -> StreamPlan:
-        """Measure the whole file through ``read`` and return the windows to run."""
-        raise NotImplementedError
+        return self.planner().streams_file(path, options)
 
 
 def save_result(res: EnhanceResult, output_path: str | os.PathLike[str], subtype: str | None,
@@ -294,18 +424,6 @@ def save_result(res: EnhanceResult, output_path: str | os.PathLike[str], subtype
     return res
 
 
-@dataclass
-class StreamPlan:
-    """How a long file is processed: its windows, what each becomes, and the result to report
-    (``audio`` empty)."""
-
-    windows: list[chunking.Window]
-    process: Callable[[int, np.ndarray], np.ndarray] | None
-    result: EnhanceResult
-    process_many: chunking.ProcessMany | None = None
-    batch_size: int = 1
-
-
 def blocks(read: Callable[[int, int], np.ndarray], length: int,
            size: int = 60 * SAMPLE_RATE) -> Iterator[np.ndarray]:
     """``read`` the whole ``[0, length)`` in consecutive blocks of ``size`` samples."""
@@ -313,44 +431,68 @@ def blocks(read: Callable[[int, int], np.ndarray], length: int,
         yield read(start, min(start + size, length))
 
 
-def write_streamed(output_path: Path, read: Callable[[int, int], np.ndarray], plan: StreamPlan,
-                   subtype: str | None, input_path: str | os.PathLike[str],
-                   progress: bool) -> float:
-    """Run ``plan``'s windows into a hidden float32 file, then write ``output_path`` atomically
-    with one gain for the whole file if the integer ``subtype`` would clip. Returns the gain
-    in dB (0 or negative)."""
+class StreamedOutput:
+    """Where the joined output of a long file goes: a hidden float32 file beside the output,
+    then, once complete, the output itself with one gain for the whole file if the integer
+    ``subtype`` would clip (:func:`streamed_output`)."""
+
+    def __init__(self, write: Callable[[np.ndarray], None]) -> None:
+        self._write = write
+        self.peak = 0.0
+        self.gain_db = 0.0
+        """Gain applied when the output was written (0 or negative), set at the end."""
+
+    def write(self, block: np.ndarray) -> None:
+        """Append joined samples ``[channels, n]``."""
+        self.peak = max(self.peak, float(np.abs(block).max(initial=0.0)))
+        self._write(block)
+
+
+@contextlib.contextmanager
+def streamed_output(output_path: str | os.PathLike[str], channels: int, subtype: str | None,
+                    input_path: str | os.PathLike[str] | None = None
+                    ) -> Iterator[StreamedOutput]:
+    """A :class:`StreamedOutput` for ``output_path``; the file appears, complete and tagged as
+    an enhancer's output, when the ``with`` block ends without an exception (never
+    otherwise). Memory does not depend on the file's length."""
+    with atomic.scratch_path(output_path) as scratch:
+        with audio_io.block_writer(scratch, SAMPLE_RATE, channels, "FLOAT",
+                                   fmt="WAV") as write_tmp:
+            sink = StreamedOutput(write_tmp)
+            yield sink
+        gain = 1.0
+        if audio_io.would_clip(np.array([[sink.peak]], np.float32),
+                               subtype or audio_io.DEFAULT_SUBTYPE):
+            gain = HEADROOM_PEAK / sink.peak
+        inputs = [input_path] if input_path is not None else []
+        with audio_io.Reader48(scratch, check_extension=False) as tmp, audio_io.atomic_writer(
+                output_path, SAMPLE_RATE, channels, subtype, inputs,
+                audio_io.SOFTWARE) as write_out:
+            for block in blocks(tmp.read, tmp.length, 30 * SAMPLE_RATE):
+                write_out(block * np.float32(gain))
+        sink.gain_db = float(20 * np.log10(gain))
+
+
+def write_streamed(output_path: Path, read: Callable[[int, int], np.ndarray], plan: FilePlan,
+                   process_many: chunking.ProcessMany, batch_size: int, subtype: str | None,
+                   input_path: str | os.PathLike[str], progress: bool) -> float:
+    """Run ``plan``'s windows through ``process_many`` (``batch_size`` at a time) into
+    :func:`streamed_output`. Returns the gain in dB (0 or negative)."""
     from tqdm.auto import tqdm
 
-    channels = len(plan.result.status)
-    peak = 0.0
     bar = tqdm(total=len(plan.windows), desc="windows", unit="win", leave=False,
                disable=not progress)
+
+    def counted(indices: list[int], segments: list[np.ndarray]) -> list[np.ndarray]:
+        outs = process_many(indices, segments)
+        bar.update(len(indices))
+        return outs
+
     try:
-        with atomic.scratch_path(output_path) as scratch:
-            with audio_io.block_writer(scratch, SAMPLE_RATE, channels, "FLOAT",
-                                       fmt="WAV") as write_tmp:
-                def write(block: np.ndarray) -> None:
-                    nonlocal peak
-                    peak = max(peak, float(np.abs(block).max(initial=0.0)))
-                    write_tmp(block)
-
-                def counted(indices: list[int], segments: list[np.ndarray]) -> list[np.ndarray]:
-                    run = plan.process_many or chunking.one_by_one(plan.process)
-                    outs = run(indices, segments)
-                    bar.update(len(indices))
-                    return outs
-
-                chunking.overlap_add_stream(read, plan.windows, None, write,
-                                            process_many=counted, batch_size=plan.batch_size)
-            gain = 1.0
-            if audio_io.would_clip(np.array([[peak]], np.float32),
-                                   subtype or audio_io.DEFAULT_SUBTYPE):
-                gain = HEADROOM_PEAK / peak
-            with audio_io.Reader48(scratch, check_extension=False) as tmp, audio_io.atomic_writer(
-                    output_path, SAMPLE_RATE, channels, subtype, [input_path],
-                    audio_io.SOFTWARE) as write_out:
-                for block in blocks(tmp.read, tmp.length, 30 * SAMPLE_RATE):
-                    write_out(block * np.float32(gain))
+        with streamed_output(output_path, len(plan.result.status), subtype,
+                             input_path) as sink:
+            chunking.overlap_add_stream(read, plan.windows, None, sink.write,
+                                        process_many=counted, batch_size=batch_size)
     finally:
         bar.close()
-    return float(20 * np.log10(gain))
+    return sink.gain_db

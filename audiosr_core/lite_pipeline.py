@@ -19,8 +19,8 @@ Example
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -31,18 +31,19 @@ from .enhancer import (
     EnhanceOptions,
     Enhancer,
     EnhanceResult,
-    StreamPlan,
+    FilePlan,
+    Planner,
+    WindowTask,
     blocks,
-    resolve_options,
     result_statuses,
-    to_model_rate,
 )
 from .errors import WeightsError
 from .models.lite import LiteModel, band_level, copy_up_index, level_from_sums, log_power
 from .rates import SAMPLE_RATE, fit_length
 from .status import Status
 
-__all__ = ["LiteSR", "detect_band", "in_model_range", "highpass", "MIN_EDGE_HZ"]
+__all__ = ["LiteSR", "LitePlanner", "LiteState", "detect_band", "in_model_range",
+           "input_band_level", "highpass", "MIN_EDGE_HZ"]
 
 BLOCK_FRAMES = 4096
 """Frames predicted per network call (44 s); blocks overlap by the receptive field."""
@@ -76,6 +77,82 @@ def detect_band(wave48: np.ndarray, sample_rate: int) -> dsp.Cutoff:
     return in_model_range(dsp.detect_band_edge(padded, min(sample_rate, SAMPLE_RATE) / 2))
 
 
+@dataclass
+class LiteState:
+    """File-level state of a planned file (picklable): per channel the band edge and the
+    log10 mean power of the input band (``None`` for channels that pass through); windows
+    shorter than ``min_samples`` are analysed zero-padded to it."""
+
+    cutoffs: list[dsp.Cutoff]
+    levels: list[float | None]
+    min_samples: int = 0
+
+    @property
+    def active(self) -> bool:
+        return any(c.enhance for c in self.cutoffs)
+
+
+def input_band_level(wave48: np.ndarray, cutoff_bin: int, floor: float) -> float:
+    """log10 mean power of the STFT bins below ``cutoff_bin`` of ``[samples]`` at 48 kHz,
+    over all frames (the level ``lite`` generates relative to)."""
+    spec = torch.from_numpy(dsp.stft(np.asarray(wave48, np.float32)))[None]
+    return float(band_level(log_power(spec, floor), torch.tensor([cutoff_bin]))[0])
+
+
+@dataclass
+class LitePlanner(Planner):
+    """Plans files for :class:`LiteSR` without its weights (only the log-power floor).
+
+    In memory the whole signal is one window, its edge and level measured on it; a long file
+    is measured in one pass (band edge and level of the whole file) and cut into windows of
+    ``window_s`` seconds on the STFT hop grid, so neighbouring windows generate the same
+    high band and the crossfades join equal signals.
+    """
+
+    floor: float
+    window_s: float = 60.0
+    stream_above_s: float = 300.0
+
+    def plan(self, x48: np.ndarray, rate: int, opts: EnhanceOptions) -> FilePlan:
+        n = x48.shape[-1]
+        padded = fit_length(x48, max(n, MIN_SAMPLES))  # very short clips: analyse with zeros
+        cutoffs = [detect_band(row, rate) for row in x48]
+        levels = [input_band_level(padded[c], cut.bin, self.floor) if cut.enhance else None
+                  for c, cut in enumerate(cutoffs)]
+        state = LiteState(cutoffs, levels, MIN_SAMPLES)
+        return FilePlan(n, [chunking.Window(0, n, 0, n)], state, self._result(cutoffs, opts))
+
+    def plan_stream(self, read: Callable[[int, int], np.ndarray], length: int, rate: int,
+                    opts: EnhanceOptions) -> FilePlan:
+        feature = post = None
+        peak, frames = 0.0, 0
+        for x in blocks(read, length, int(self.window_s * SAMPLE_RATE)):
+            spec = torch.from_numpy(np.stack([dsp.stft(row) for row in x]))  # [C, 1025, T]
+            spec = 10.0 ** log_power(spec, self.floor).double()
+            sums = np.stack([dsp.power_sum(row) for row in x])
+            feature = sums if feature is None else feature + sums
+            post = spec.sum(-1) if post is None else post + spec.sum(-1)     # [C, 1025]
+            frames += spec.shape[-1]
+            peak = max(peak, float(np.abs(x).max(initial=0.0)))
+        feature /= max(dsp.feature_frames(length), 1)
+        cutoffs = [in_model_range(dsp.band_edge(f, peak, min(rate / 2, SAMPLE_RATE / 2)))
+                   for f in feature]
+        kc = torch.tensor([c.bin for c in cutoffs])
+        levels = [lv if c.enhance else None
+                  for lv, c in zip(level_from_sums(post, frames, kc).tolist(), cutoffs,
+                                   strict=True)]
+        windows = chunking.plan_windows(length, int(self.window_s * SAMPLE_RATE),
+                                        LiteSR.CONTEXT, LiteSR.CROSSFADE, align=dsp.POST_HOP)
+        return FilePlan(length, windows, LiteState(cutoffs, levels),
+                        self._result(cutoffs, opts))
+
+    @staticmethod
+    def _result(cutoffs: list[dsp.Cutoff], opts: EnhanceOptions) -> EnhanceResult:
+        return EnhanceResult(np.zeros((len(cutoffs), 0), np.float32), SAMPLE_RATE,
+                             [c.hz for c in cutoffs], result_statuses(cutoffs),
+                             _seed_or_zero(opts))
+
+
 class LiteSR(Enhancer):
     """The ``lite`` super-resolution pipeline (CPU, real time many times over).
 
@@ -85,6 +162,9 @@ class LiteSR(Enhancer):
         The network.
     device : str or torch.device, optional
         Default CPU (the model is small; a GPU brings little).
+
+    Of :class:`EnhanceOptions` only ``channels`` and ``resampler`` apply; the diffusion
+    settings (steps, guidance, seed, sampler, batch size) have no meaning here and are ignored.
     """
 
     window_s = 60.0
@@ -118,25 +198,25 @@ class LiteSR(Enhancer):
                                "AudioSR.from_pretrained)")
         return cls(LiteModel.from_pretrained(folder), device)
 
-    def enhance(self, audio: np.ndarray | torch.Tensor, sample_rate: int,
-                options: EnhanceOptions | None = None, *, progress: bool = False,
-                **kwargs: Any) -> EnhanceResult:
-        """Super-resolve audio to 48 kHz (same contract as :meth:`AudioSR.enhance`).
+    def planner(self) -> LitePlanner:
+        """In memory: the whole signal is one window; long files: :attr:`window_s` windows."""
+        return LitePlanner(self.model.config.floor, self.window_s, self.stream_above_s)
 
-        Of ``options`` only ``channels`` and ``resampler`` apply; the diffusion settings
-        (steps, guidance, seed, sampler) have no meaning here and are ignored.
-        """
-        opts = resolve_options(options, kwargs)
-        x48, rate = to_model_rate(audio, sample_rate, opts)
-        n_out = x48.shape[-1]
-        padded = fit_length(x48, max(n_out, MIN_SAMPLES))  # very short clips: analyse with zeros
-        cutoffs = [detect_band(row, rate) for row in x48]
-        out = x48.copy()
-        for i, cut in enumerate(cutoffs):
-            if cut.enhance:
-                out[i] = self.extend(padded[i], cut.bin)[:n_out]
-        return EnhanceResult(out, SAMPLE_RATE, [c.hz for c in cutoffs],
-                             result_statuses(cutoffs), _seed_or_zero(opts))
+    def run_windows(self, tasks: Sequence[WindowTask], options: EnhanceOptions, *,
+                    progress: bool = False) -> list[np.ndarray]:
+        """:meth:`extend` every enhanced channel of each window (:class:`LiteState`); short
+        signals are analysed zero-padded to ``state.min_samples`` and cropped back."""
+        outputs = []
+        for task in tasks:
+            seg = np.asarray(task.segment, np.float32)
+            padded = fit_length(seg, max(seg.shape[-1], task.state.min_samples))
+            out = seg.copy()
+            for c, cut in enumerate(task.state.cutoffs):
+                if cut.enhance:
+                    out[c] = self.extend(padded[c], cut.bin,
+                                         task.state.levels[c])[:seg.shape[-1]]
+            outputs.append(out)
+        return outputs
 
     @torch.inference_mode()
     def extend(self, wave48: np.ndarray, cutoff_bin: int, level: float | None = None
@@ -162,41 +242,6 @@ class LiteSR(Enhancer):
         added = highpass(dsp.istft(high, wave48.shape[-1]), cutoff_bin * SAMPLE_RATE
                          / dsp.POST_N_FFT)
         return (np.asarray(wave48, dtype=np.float32) + added).astype(np.float32)
-
-    def _stream_plan(self, read: Callable[[int, int], np.ndarray], length: int, rate: int,
-                     opts: EnhanceOptions, progress: bool) -> StreamPlan:
-        """Band edge and input-band level of every channel over the whole file, then windows
-        on the STFT hop grid: their frames are the whole file's, so neighbouring windows
-        generate the same high band and the crossfades join equal signals."""
-        feature = post = None
-        peak, frames = 0.0, 0
-        for x in blocks(read, length, int(self.window_s * SAMPLE_RATE)):
-            spec = torch.from_numpy(np.stack([dsp.stft(row) for row in x]))  # [C, 1025, T]
-            spec = 10.0 ** log_power(spec, self.model.config.floor).double()
-            sums = np.stack([dsp.power_sum(row) for row in x])
-            feature = sums if feature is None else feature + sums
-            post = spec.sum(-1) if post is None else post + spec.sum(-1)     # [C, 1025]
-            frames += spec.shape[-1]
-            peak = max(peak, float(np.abs(x).max(initial=0.0)))
-        feature /= max(dsp.feature_frames(length), 1)
-        cutoffs = [in_model_range(dsp.band_edge(f, peak, min(rate / 2, SAMPLE_RATE / 2)))
-                   for f in feature]
-        kc = torch.tensor([c.bin for c in cutoffs])
-        levels = level_from_sums(post, frames, kc).tolist()
-
-        def process(i: int, segment: np.ndarray) -> np.ndarray:
-            out = segment.copy()
-            for c, cut in enumerate(cutoffs):
-                if cut.enhance:
-                    out[c] = self.extend(segment[c], cut.bin, levels[c])
-            return out
-
-        windows = chunking.plan_windows(length, int(self.window_s * SAMPLE_RATE),
-                                        self.CONTEXT, self.CROSSFADE, align=dsp.POST_HOP)
-        result = EnhanceResult(np.zeros((len(cutoffs), 0), np.float32), SAMPLE_RATE,
-                               [c.hz for c in cutoffs], result_statuses(cutoffs),
-                               _seed_or_zero(opts), streamed=True)
-        return StreamPlan(windows, process, result)
 
     def _predict(self, logp: torch.Tensor, kc: torch.Tensor) -> torch.Tensor:
         """The network over ``[1, 1025, T]`` in blocks of frames (exact: the halo covers the

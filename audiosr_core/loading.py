@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:        # importing this module stays cheap: no torch until load() runs
     import torch
 
-    from .enhancer import Enhancer
+    from .enhancer import Enhancer, Planner
 
-__all__ = ["DEFAULT_MODEL", "MODEL_NAMES", "load"]
+__all__ = ["DEFAULT_MODEL", "MODEL_NAMES", "load", "load_planner"]
 
 DEFAULT_MODEL = "lite"
 """The model used wherever none is named (see the module docstring)."""
@@ -67,3 +67,32 @@ def load(name_or_path: str | os.PathLike[str] = DEFAULT_MODEL,
     if LiteModel.is_lite_folder(folder):
         return LiteSR.from_pretrained(folder, device)
     return AudioSR.from_pretrained(folder, device=device, dtype=dtype)
+
+
+def load_planner(name_or_path: str | os.PathLike[str] = DEFAULT_MODEL) -> Planner:
+    """The planner of a model (windows and file-level measurements) without its weights.
+
+    What a CPU worker needs to read, measure and cut files into windows for a model that
+    runs elsewhere (:mod:`audiosr_core.distributed`). Only the model's ``config.json`` is
+    read; ``"basic"`` and ``"speech"`` need nothing at all (no download).
+
+    Raises
+    ------
+    WeightsError
+        A path that is neither a lite nor a converted diffusion model.
+    """
+    import json
+
+    from .lite_pipeline import LitePlanner
+    from .models.lite import CONFIG_NAME, LiteConfig, LiteModel
+    from .pipeline import DiffusionPlanner
+    from .weights import LITE_FOLDER, REGISTRY, resolve_pretrained
+
+    name = str(name_or_path).strip().lower() if isinstance(name_or_path, str) else None
+    if name in REGISTRY:
+        return DiffusionPlanner()
+    folder = LITE_FOLDER if name == "lite" else resolve_pretrained(name_or_path)
+    if LiteModel.is_lite_folder(folder):
+        config = LiteConfig.from_dict(json.loads((folder / CONFIG_NAME).read_text()))
+        return LitePlanner(config.floor)
+    return DiffusionPlanner()

@@ -30,11 +30,11 @@ from .enhancer import (
     EnhanceOptions,
     Enhancer,
     EnhanceResult,
-    StreamPlan,
+    FilePlan,
+    Planner,
+    WindowTask,
     blocks,
-    resolve_options,
     result_statuses,
-    to_model_rate,
 )
 from .errors import WeightsError
 from .models.audiosr import AudioSRModel
@@ -42,7 +42,8 @@ from .rates import SAMPLE_RATE
 from .sampling import GuidedUNet, NoiseSchedule, make_sampler, unconditional_value
 from .seeds import derive_seed
 
-__all__ = ["AudioSR", "Prepared", "RowNoise", "ModelJob", "official_filter_draw"]
+__all__ = ["AudioSR", "DiffusionPlanner", "DiffusionState", "Prepared", "RowNoise", "ModelJob",
+           "official_filter_draw"]
 
 
 @dataclass
@@ -212,113 +213,30 @@ class AudioSR(Enhancer):
         mel = self._tensor(log_mel).transpose(1, 2)
         return self.model.vocoder(mel)[:, 0].float().cpu().numpy()
 
-    # ------------------------------------------------------------------------------- public API
-    def enhance(self, audio: np.ndarray | torch.Tensor, sample_rate: int,
-                options: EnhanceOptions | None = None, *, progress: bool = False,
-                **kwargs: Any) -> EnhanceResult:
-        """Super-resolve audio to 48 kHz.
+    # ------------------------------------------------------------------------------- windows
+    def planner(self) -> DiffusionPlanner:
+        """Windows of :attr:`segment` samples with :attr:`context` on each side."""
+        return DiffusionPlanner(self.segment, self.context, self.crossfade, self.stream_above_s)
 
-        Parameters
-        ----------
-        audio : np.ndarray or torch.Tensor
-            ``[samples]`` or ``[channels, samples]`` (at most 8 channels), full scale +-1.
-        sample_rate : int
-            Hz, 4000 to 384000.
-        options : EnhanceOptions, optional
-            Settings; keyword arguments (``steps=``, ``guidance_scale=``, ``seed=``, ...)
-            override single fields.
-        progress : bool
-            Show a progress bar over diffusion steps.
-
-        Returns
-        -------
-        EnhanceResult
-            ``audio`` float32 ``[channels, samples]`` at 48 kHz with exactly the input's
-            duration (:func:`audiosr_core.rates.output_length`). Channels that are near-silent,
-            already full-band or hold only content below 1 kHz pass through (resampled only).
-        """
-        return self.enhance_many([(audio, sample_rate)], options, progress=progress,
-                                 **kwargs)[0]
-
-    def enhance_many(self, items: Sequence[tuple[np.ndarray | torch.Tensor, int]],
-                     options: EnhanceOptions | None = None, *, progress: bool = False,
-                     **kwargs: Any) -> list[EnhanceResult]:
-        """:meth:`enhance` several ``(audio, sample_rate)`` items, each result equal to the
-        item's own :meth:`enhance` up to float rounding. Up to ``options.batch_size``
-        windows share network calls: the windows of one long item, or short items (one
-        window each) that pad to the same length."""
-        opts = resolve_options(options, kwargs)
-        jobs = [self._plan(audio, rate, opts) for audio, rate in items]
-        short = [j for j, job in enumerate(jobs) if job.active and len(job.windows) == 1]
-        outputs: dict[int, np.ndarray] = {}
-        frames = lambda j: dsp.padded_frames(jobs[j].x48.shape[-1], SAMPLE_RATE)  # noqa: E731
-        for batch in _batches(short, opts.batch_size, key=frames):
-            outs = self._run_jobs([jobs[j].model_job(0, jobs[j].x48) for j in batch], opts,
-                                  progress)
-            for j, y in zip(batch, outs, strict=True):
-                outputs[j] = jobs[j].restore(jobs[j].x48, y)
-        return [job.result(lambda idx, segs, j=j: [outputs[j]]) if j in outputs
-                else job.result(self._window_runner(job, opts, progress), opts.batch_size)
-                for j, job in enumerate(jobs)]
-
-    def _plan(self, audio: np.ndarray | torch.Tensor, sample_rate: int,
-              opts: EnhanceOptions) -> _FileJob:
-        """One item before the networks run: its 48 kHz channels, cutoffs, normalisation
-        and windows."""
-        x48, _rate = to_model_rate(audio, sample_rate, opts)
-        n_out = x48.shape[-1]
-        seed = opts.resolved_seed()
-        cutoffs = [dsp.detect_cutoff(row) for row in x48]
-        kind = _filter_kind(opts, seed)
-        if opts.output_level == "official":     # one pass over the padded file, as official
-            return _FileJob(x48, cutoffs, kind, seed, [chunking.Window(0, n_out, 0, n_out)],
-                            np.float32(0.0), np.float32(1.0))
-        # Ours: one gain and one cutoff per channel for the whole file, windows joined.
-        active = x48[[i for i, c in enumerate(cutoffs) if c.enhance]]
-        mean = active.mean(axis=-1, keepdims=True, dtype=np.float32)
-        gain = np.float32(0.5) / (np.abs(active - mean).max(axis=-1, keepdims=True, initial=0.0)
-                                  + np.float32(1e-8))
-        windows = chunking.plan_windows(n_out, self.segment, self.context, self.crossfade)
-        return _FileJob(x48, cutoffs, kind, seed, windows, mean, gain)
-
-    def _streams(self, opts: EnhanceOptions) -> bool:
-        return opts.output_level != "official"      # the official flow is one padded pass
-
-    def _stream_plan(self, read: Callable[[int, int], np.ndarray], length: int, rate: int,
-                     opts: EnhanceOptions, progress: bool) -> StreamPlan:
-        seed = opts.resolved_seed()
-        total = low = high = magnitude = None
-        for block in blocks(read, length):
-            mags = np.stack([dsp.magnitude_sum(row) for row in block])
-            if total is None:
-                total, low, high = np.zeros(len(block)), block.min(-1), block.max(-1)
-                magnitude = np.zeros_like(mags)
-            total += block.sum(-1, dtype=np.float64)
-            low, high = np.minimum(low, block.min(-1)), np.maximum(high, block.max(-1))
-            magnitude += mags
-        peak = np.maximum(np.abs(low), np.abs(high))
-        cutoffs = [dsp.energy_cutoff(m, float(p)) for m, p in zip(magnitude, peak, strict=True)]
-        active = [i for i, c in enumerate(cutoffs) if c.enhance]
-        mean = (total[active] / max(length, 1)).astype(np.float32)[:, None]
-        spread = np.maximum(high[active][:, None] - mean, mean - low[active][:, None])
-        gain = np.float32(0.5) / (spread + np.float32(1e-8))
-        windows = chunking.plan_windows(length, self.segment, self.context, self.crossfade)
-        job = _FileJob(None, cutoffs, _filter_kind(opts, seed), seed, windows, mean, gain)
-        return StreamPlan(windows, None, job.result(None, streamed=True),
-                          self._window_runner(job, opts, progress), opts.batch_size)
-
-    def _window_runner(self, job: _FileJob, opts: EnhanceOptions,
-                       progress: bool) -> chunking.ProcessMany:
-        """``process_many(indices, segments)``: windows of ``job`` through the networks
-        together, each with its own seed, back at the file's level."""
-        def process_many(indices: list[int], segments: list[np.ndarray]) -> list[np.ndarray]:
-            if not job.active:
-                return [seg.astype(np.float32) for seg in segments]
-            outs = self._run_jobs([job.model_job(i, seg) for i, seg
-                                   in zip(indices, segments, strict=True)], opts, progress)
-            return [job.restore(seg, y) for seg, y in zip(segments, outs, strict=True)]
-
-        return process_many
+    def run_windows(self, tasks: Sequence[WindowTask], options: EnhanceOptions, *,
+                    progress: bool = False) -> list[np.ndarray]:
+        """The networks on windows of any planned files (:class:`DiffusionState`): windows
+        that pad to the same length share batches of ``options.batch_size``; each keeps its
+        own seed, so the output does not depend on the grouping (float rounding aside)."""
+        outputs: list[np.ndarray | None] = [None] * len(tasks)
+        jobs = []
+        for k, task in enumerate(tasks):
+            if task.state.active:
+                jobs.append(k)
+            else:
+                outputs[k] = np.asarray(task.segment, np.float32).copy()
+        frames = lambda k: dsp.padded_frames(tasks[k].segment.shape[-1], SAMPLE_RATE)  # noqa
+        for batch in _batches(jobs, options.batch_size, key=frames):
+            outs = self._run_jobs([tasks[k].state.model_job(tasks[k].index, tasks[k].segment)
+                                   for k in batch], options, progress)
+            for k, y in zip(batch, outs, strict=True):
+                outputs[k] = tasks[k].state.restore(tasks[k].segment, y)
+        return outputs
 
     def _run_jobs(self, jobs: list[ModelJob], opts: EnhanceOptions, progress: bool
                   ) -> list[np.ndarray]:
@@ -406,16 +324,14 @@ class ModelJob:
 
 
 @dataclass
-class _FileJob:
-    """One item of :meth:`AudioSR.enhance_many` (or a streamed file: ``x48`` None). Its
-    enhanced channels are normalised by the whole file's ``mean`` and ``gain`` ``[A, 1]`` and
-    run window by window, window ``i`` with its own seed."""
+class DiffusionState:
+    """File-level state of a planned file (picklable): its channels' cutoffs, the filter
+    kind, the seed, and the whole file's normalisation ``mean`` and ``gain`` ``[A, 1]`` of
+    its enhanced channels. Window ``i`` runs with its own seed."""
 
-    x48: np.ndarray | None
     cutoffs: list[dsp.Cutoff]
     kind: str
     seed: int
-    windows: list[chunking.Window]
     mean: np.ndarray
     gain: np.ndarray
 
@@ -436,24 +352,71 @@ class _FileJob:
 
     def restore(self, segment: np.ndarray, generated: np.ndarray) -> np.ndarray:
         """The window's output: enhanced channels back at the input's level."""
-        out = segment.astype(np.float32, copy=True)
+        out = np.asarray(segment, np.float32).copy()
         out[self.active] = generated / self.gain + self.mean
         return out
 
-    def result(self, process_many: chunking.ProcessMany | None, batch_size: int = 1,
-               streamed: bool = False) -> EnhanceResult:
-        """The result, its windows run through ``process_many`` ``batch_size`` at a time
-        and joined (a streamed file's result has no audio)."""
+    def result(self) -> EnhanceResult:
+        """What to report (``audio`` empty until the windows are joined)."""
         kinds = [self.kind if c.enhance else "" for c in self.cutoffs]
-        if streamed:
-            audio = np.zeros((len(self.cutoffs), 0), np.float32)
-        elif process_many is None or not self.active:
-            audio = self.x48.copy()
-        else:
-            audio = chunking.overlap_add(self.x48, self.windows, None,
-                                         process_many=process_many, batch_size=batch_size)
-        return EnhanceResult(audio, SAMPLE_RATE, [c.hz for c in self.cutoffs],
-                             result_statuses(self.cutoffs), self.seed, kinds, streamed=streamed)
+        return EnhanceResult(np.zeros((len(self.cutoffs), 0), np.float32), SAMPLE_RATE,
+                             [c.hz for c in self.cutoffs], result_statuses(self.cutoffs),
+                             self.seed, kinds)
+
+
+@dataclass
+class DiffusionPlanner(Planner):
+    """Plans files for :class:`AudioSR`: windows of ``segment`` samples (10.24 s, the training
+    length) of which ``context`` on each side (0.64 s) is only context, overlapping by at
+    least ``crossfade`` (0.32 s); one gain and one 0.985 cutoff per channel for the whole
+    file. The official options plan one pass over the whole (padded) file instead."""
+
+    segment: int = int(10.24 * SAMPLE_RATE)
+    context: int = int(0.64 * SAMPLE_RATE)
+    crossfade: int = int(0.32 * SAMPLE_RATE)
+    stream_above_s: float = 300.0
+
+    def streams(self, opts: EnhanceOptions) -> bool:
+        return opts.output_level != "official"      # the official flow is one padded pass
+
+    def plan(self, x48: np.ndarray, rate: int, opts: EnhanceOptions) -> FilePlan:
+        n = x48.shape[-1]
+        seed = opts.resolved_seed()
+        cutoffs = [dsp.detect_cutoff(row) for row in x48]
+        kind = _filter_kind(opts, seed)
+        if opts.output_level == "official":     # one pass over the padded file, as official
+            state = DiffusionState(cutoffs, kind, seed, np.float32(0.0), np.float32(1.0))
+            return FilePlan(n, [chunking.Window(0, n, 0, n)], state, state.result())
+        # Ours: one gain and one cutoff per channel for the whole file, windows joined.
+        active = x48[[i for i, c in enumerate(cutoffs) if c.enhance]]
+        mean = active.mean(axis=-1, keepdims=True, dtype=np.float32)
+        gain = np.float32(0.5) / (np.abs(active - mean).max(axis=-1, keepdims=True, initial=0.0)
+                                  + np.float32(1e-8))
+        state = DiffusionState(cutoffs, kind, seed, mean, gain)
+        windows = chunking.plan_windows(n, self.segment, self.context, self.crossfade)
+        return FilePlan(n, windows, state, state.result())
+
+    def plan_stream(self, read: Callable[[int, int], np.ndarray], length: int, rate: int,
+                    opts: EnhanceOptions) -> FilePlan:
+        seed = opts.resolved_seed()
+        total = low = high = magnitude = None
+        for block in blocks(read, length):
+            mags = np.stack([dsp.magnitude_sum(row) for row in block])
+            if total is None:
+                total, low, high = np.zeros(len(block)), block.min(-1), block.max(-1)
+                magnitude = np.zeros_like(mags)
+            total += block.sum(-1, dtype=np.float64)
+            low, high = np.minimum(low, block.min(-1)), np.maximum(high, block.max(-1))
+            magnitude += mags
+        peak = np.maximum(np.abs(low), np.abs(high))
+        cutoffs = [dsp.energy_cutoff(m, float(p)) for m, p in zip(magnitude, peak, strict=True)]
+        active = [i for i, c in enumerate(cutoffs) if c.enhance]
+        mean = (total[active] / max(length, 1)).astype(np.float32)[:, None]
+        spread = np.maximum(high[active][:, None] - mean, mean - low[active][:, None])
+        gain = np.float32(0.5) / (spread + np.float32(1e-8))
+        state = DiffusionState(cutoffs, _filter_kind(opts, seed), seed, mean, gain)
+        windows = chunking.plan_windows(length, self.segment, self.context, self.crossfade)
+        return FilePlan(length, windows, state, state.result())
 
 
 def _batches(work: list, size: int, key: Callable[[Any], Any]) -> Iterator[list]:
