@@ -1,13 +1,16 @@
 # The two set-up commands of the README:
 #   make demo   create .venv from nothing and run the main job on the bundled examples
-#   make test   create .venv from nothing and run the test suite
+#   make test   create .venv from nothing and run the test suite (everything: ruff + pytest)
+# and for everyday work:
+#   make test-fast   ruff + the tests not marked slow or browser (under 3 minutes on 2 CPUs)
+# Both run torch on $OMP_NUM_THREADS threads, 1 by default (`OMP_NUM_THREADS=2 make test`).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # torch must come first and with this exact pin: it is the CPU wheel; anything else pulls CUDA.
 TORCH_PIN := torch==2.13.0
 
-.PHONY: demo test lint clean browser
+.PHONY: demo test test-fast lint clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +34,12 @@ $(VENV)/.adapters: $(VENV)/.installed
 	rm -f $(VENV)/lib/python3*/site-packages/torchaudio/lib/*.so
 	touch $@
 
+# The distributed engine's tests: Ray Data and datasets (the `ray` extra); the torch pin on the
+# same command line keeps pip from touching torch.
+$(VENV)/.ray: $(VENV)/.installed
+	$(BIN)/pip install --quiet $(TORCH_PIN) -e ".[ray]"
+	touch $@
+
 demo: $(VENV)/.installed
 	$(BIN)/audiosr-plug info examples/*.wav examples/*.flac
 	$(BIN)/audiosr-plug enhance examples/*.wav examples/*.flac -o out/demo --model lite
@@ -42,9 +51,13 @@ browser:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
 		$(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
-test: $(VENV)/.installed $(VENV)/.adapters browser
+test: $(VENV)/.installed $(VENV)/.adapters $(VENV)/.ray browser
 	$(BIN)/ruff check .
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest -q
+
+test-fast: $(VENV)/.installed $(VENV)/.adapters $(VENV)/.ray
+	$(BIN)/ruff check .
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest -q -m "not slow and not browser"
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

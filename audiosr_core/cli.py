@@ -143,18 +143,23 @@ def _reason(exc: BaseException, source: Path) -> str:
     return text
 
 
-def cmd_enhance(args: argparse.Namespace) -> int:
-    import time
-
-    import torch
-    from tqdm.auto import tqdm
-
-    from . import atomic
-    from .devices import resolve_device
+def _enhance_options(args: argparse.Namespace):
+    """The validated settings of ``enhance`` (raises ValueError / AudioSRError)."""
     from .enhancer import EnhanceOptions
-    from .jobs import plan_jobs, read_list
-    from .loading import load
     from .sampling import make_sampler
+
+    options = EnhanceOptions(steps=args.steps, guidance_scale=args.guidance_scale,
+                             seed=args.seed, sampler=args.sampler,
+                             channels="mono" if args.mono else "all", batch_size=args.batch_size)
+    make_sampler(options.sampler, options.steps)  # rejects step counts it cannot run
+    if args.subtype:
+        args.subtype = audio.check_subtype(args.subtype, args.format)
+    return options
+
+
+def cmd_enhance(args: argparse.Namespace) -> int:
+    from .devices import resolve_device
+    from .jobs import read_list
 
     try:
         listed = read_list(args.list) if args.list else []
@@ -162,30 +167,81 @@ def cmd_enhance(args: argparse.Namespace) -> int:
         return _usage_error(f"cannot read list file {audio.display_path(args.list)}: "
                             f"{exc.strerror}")
     try:
-        options = EnhanceOptions(steps=args.steps, guidance_scale=args.guidance_scale,
-                                 seed=args.seed, sampler=args.sampler,
-                                 channels="mono" if args.mono else "all",
-                                 batch_size=args.batch_size)
-        make_sampler(options.sampler, options.steps)  # rejects step counts it cannot run
-        if args.subtype:
-            args.subtype = audio.check_subtype(args.subtype, args.format)
+        options = _enhance_options(args)
         device = resolve_device(args.device)
     except (ValueError, AudioSRError) as exc:
         return _usage_error(str(exc))
     problem = _check_report_path(args.report)
     if problem is None and args.output_dir.exists() and not args.output_dir.is_dir():
         problem = f"-o {audio.display_path(args.output_dir)} exists and is not a folder"
+    if problem is None and args.engine == "local" and (args.hf_dataset or args.manifest):
+        problem = "--hf-dataset and --manifest need --engine ray"
     if problem:
         return _usage_error(problem)
-    plan = plan_jobs([*args.inputs, *listed], args.output_dir, args.format, args.ext)
+    inputs = [*args.inputs, *listed]
+    urls = [i for i in inputs if "://" in i and not Path(i).exists()]
+    if urls and args.engine == "local":
+        return _usage_error(f"{urls[0]}: URLs are read by --engine ray")
+    if args.engine == "ray":
+        return _enhance_on_ray(args, inputs, options)
+    return _enhance_locally(args, inputs, options, device)
+
+
+def _enhance_on_ray(args: argparse.Namespace, inputs: list[str], options) -> int:
+    """``--engine ray``: the same listing, outputs, report and exit codes, on Ray."""
+    try:
+        from .distributed import DatasetJob, RayConfig, RayUnavailableError
+        config = RayConfig(address=args.ray_address, workers=args.workers,
+                           gpus_per_worker=args.gpus_per_worker)
+    except (ImportError, ValueError) as exc:
+        return _usage_error(str(exc))
+    if not inputs and args.hf_dataset is None:
+        print("audiosr-plug: error: no inputs (files, folders, URLs or --hf-dataset)",
+              file=sys.stderr)
+        return EXIT_FAILED
+    job = DatasetJob(inputs, os.fspath(args.output_dir), model=args.model, options=options,
+                     fmt=args.format, subtype=args.subtype, overwrite=args.overwrite,
+                     extensions=args.ext, ray=config, device=args.device, dtype=args.dtype,
+                     manifest=args.manifest, hf_dataset=args.hf_dataset,
+                     audio_column=args.audio_column, progress=not args.quiet)
+    if not job.plan.jobs and not job.plan.refused:
+        print("audiosr-plug: error: no audio files found in the given inputs", file=sys.stderr)
+        return EXIT_FAILED
+    for r in job.plan.refused:
+        print(f"audiosr-plug: error: {audio.display_path(r.source)}: {r.reason}",
+              file=sys.stderr)
+    try:
+        job.run()
+    except RayUnavailableError as exc:
+        return _usage_error(str(exc))
+    finally:
+        run = job.result
+        _write_report(args, options, job.plan, run.files, run.interrupted)
+    if run.wall_seconds and run.audio_seconds:
+        print(f"{run.audio_seconds / 3600:.2f} h of audio in {run.wall_seconds:.0f} s "
+              f"({run.audio_seconds / run.wall_seconds:.1f}x real time) on Ray; manifest: "
+              f"{run.manifest}", file=sys.stderr)
+    return _summary(job.plan, run.files)
+
+
+def _enhance_locally(args: argparse.Namespace, inputs: list[str], options, device) -> int:
+    import time
+
+    import torch
+    from tqdm.auto import tqdm
+
+    from . import atomic
+    from .jobs import plan_jobs
+    from .loading import load
+
+    plan = plan_jobs(inputs, args.output_dir, args.format, args.ext)
     if not plan.jobs and not plan.refused:
         print("audiosr-plug: error: no audio files found in the given inputs", file=sys.stderr)
         return EXIT_FAILED
     for path in atomic.sweep(args.output_dir):
         print(f"audiosr-plug: removed {audio.display_path(path)}, left by an interrupted run",
               file=sys.stderr)
-    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16,
-             "float16": torch.float16}[args.dtype]
+    dtype = getattr(torch, args.dtype)
     report: list[dict] = [{"input": os.fspath(r.source), "output": _fspath(r.output),
                            "result": Outcome.FAILED, "reason": r.reason} for r in plan.refused]
     for r in plan.refused:
@@ -236,13 +292,29 @@ def cmd_enhance(args: argparse.Namespace) -> int:
         interrupted = any("result" not in e for e in report)
         for entry in report:
             entry.setdefault("result", Outcome.INTERRUPTED)
-        counts = {str(k): sum(e["result"] == k for e in report)
-                  for k in (Outcome.PROCESSED, Outcome.SKIPPED, Outcome.FAILED)}
-        if args.report:
-            atomic.write_text(args.report, json.dumps({
-                "model": args.model, "options": asdict(options), "counts": counts,
-                "interrupted": interrupted, "earlier_outputs_ignored": plan.earlier_outputs,
-                "files": report}, indent=2) + "\n")
+        _write_report(args, options, plan, report, interrupted)
+    return _summary(plan, report)
+
+
+def _write_report(args: argparse.Namespace, options, plan, files: list[dict],
+                  interrupted: bool) -> None:
+    """``--report``: the settings, the counts and every file's result (both engines)."""
+    from . import atomic
+
+    if not args.report:
+        return
+    counts = {str(k): sum(e["result"] == k for e in files)
+              for k in (Outcome.PROCESSED, Outcome.SKIPPED, Outcome.FAILED)}
+    atomic.write_text(args.report, json.dumps({
+        "model": args.model, "engine": args.engine, "options": asdict(options),
+        "counts": counts, "interrupted": interrupted,
+        "earlier_outputs_ignored": plan.earlier_outputs, "files": files}, indent=2) + "\n")
+
+
+def _summary(plan, files: list[dict]) -> int:
+    """The closing lines (both engines) and the exit code."""
+    counts = {str(k): sum(e["result"] == k for e in files)
+              for k in (Outcome.PROCESSED, Outcome.SKIPPED, Outcome.FAILED)}
     notes = []
     if plan.earlier_outputs:
         notes.append(f"{plan.earlier_outputs} earlier output(s) in the input folders ignored")
@@ -251,7 +323,7 @@ def cmd_enhance(args: argparse.Namespace) -> int:
     print(f"{counts['processed']} enhanced, {counts['skipped']} skipped (output exists; "
           f"--overwrite to redo), {counts['failed']} failed"
           + "".join(f"; {n}" for n in notes), file=sys.stderr)
-    for entry in report:
+    for entry in files:
         if entry["result"] == Outcome.FAILED:
             print(f"  failed: {audio.display_path(entry['input'])}: {entry['reason']}",
                   file=sys.stderr)
@@ -341,7 +413,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "interrupted run resumes (temporary files a killed run left are removed "
                     "first); inputs are never overwritten. A failed file is reported and the run "
                     "goes on; the exit code is 1 if any file failed, 2 for a usage error.")
-    enh.add_argument("inputs", nargs="*", metavar="IN", help="audio files or folders")
+    enh.add_argument("inputs", nargs="*", metavar="IN",
+                     help="audio files or folders (with --engine ray also URLs: s3://, gs://, "
+                          "file://)")
     enh.add_argument("--list", metavar="FILE",
                      help="also read inputs from FILE, one path per line ('-' = stdin)")
     enh.add_argument("--ext", type=_extensions, default=None, metavar="EXT[,EXT]",
@@ -376,6 +450,27 @@ def build_parser() -> argparse.ArgumentParser:
     enh.add_argument("--report", type=Path, default=None, metavar="JSON",
                      help="write a JSON report: settings, counts, every file's result")
     enh.add_argument("--overwrite", action="store_true", help="redo outputs that exist")
+    dist = enh.add_argument_group(
+        "many machines (Ray)", "--engine ray runs the same job on a Ray cluster: files are "
+        "read and cut into windows by CPU tasks, the model runs on --workers actors, outputs "
+        "and exit codes are the local run's. Needs pip install 'audiosr-plug[ray]'.")
+    dist.add_argument("--engine", choices=("local", "ray"), default="local",
+                      help="local (default): this process; ray: a Ray cluster")
+    dist.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                      help="cluster to join (host:6379, ray://host:10001, auto; default "
+                           "$RAY_ADDRESS, else a local Ray started for the run)")
+    dist.add_argument("--workers", type=int, default=1, metavar="N",
+                      help="model actors, each loading the model once (default 1)")
+    dist.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="G",
+                      help="GPUs per actor, fractions allowed (default 0: CPU)")
+    dist.add_argument("--hf-dataset", default=None, metavar="PATH",
+                      help="also enhance a Hugging Face dataset saved with save_to_disk: "
+                           "OUTDIR/audio/ gets the files, OUTDIR/dataset the 48 kHz dataset")
+    dist.add_argument("--audio-column", default="audio", metavar="NAME",
+                      help="the dataset's audio column (default audio)")
+    dist.add_argument("--manifest", default=None, metavar="JSONL",
+                      help="results manifest, one JSON line per finished file (default "
+                           "OUTDIR/manifest.jsonl)")
     enh.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     enh.set_defaults(func=cmd_enhance)
 

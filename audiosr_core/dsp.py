@@ -191,8 +191,12 @@ def magnitude_sum(wave: np.ndarray, block_frames: int = 4096) -> np.ndarray:
 
 
 def power_mean(wave: np.ndarray, block_frames: int = 4096) -> np.ndarray:
-    """Mean over time of the feature STFT power ``|X|^2``, ``[1024]`` float32, bounded memory."""
-    return _spectrum_sum(wave, 2, block_frames) / max(feature_frames(wave.shape[-1]), 1)
+    """Mean over time of the feature STFT power ``|X|^2``, ``[1024]`` float32, bounded memory.
+
+    Taken over the frames that lie wholly inside the signal (see :func:`power_sum`).
+    """
+    total, frames = _inner_power_sum(wave, block_frames)
+    return total / max(frames, 1)
 
 
 def feature_frames(num_samples: int) -> int:
@@ -201,8 +205,30 @@ def feature_frames(num_samples: int) -> int:
 
 
 def power_sum(wave: np.ndarray, block_frames: int = 4096) -> np.ndarray:
-    """Sum over time of the feature STFT power ``|X|^2``, ``[1024]`` float32, bounded memory."""
-    return _spectrum_sum(wave, 2, block_frames)
+    """Sum over time of the feature STFT power ``|X|^2``, ``[1024]`` float32, bounded memory.
+
+    Only frames that lie wholly inside the signal are summed (all frames of a signal shorter
+    than one frame, 2048 samples). The reflect padding of the feature STFT bends the signal at
+    its ends, which spreads a broadband floor over the first and last frames; in a few seconds of
+    bass-heavy audio that starts or ends abruptly the floor lies only 10-25 dB under the high
+    band and would hide a band edge (:func:`band_edge`).
+    """
+    return _inner_power_sum(wave, block_frames)[0]
+
+
+def _inner_power_sum(wave: np.ndarray, block_frames: int) -> tuple[np.ndarray, int]:
+    """Power summed over the frames ``[f * HOP, f * HOP + N_FFT)`` of the unpadded signal, and
+    their number (the padded feature frames if there is no such frame)."""
+    n = wave.shape[-1]
+    if n < N_FFT:
+        return _spectrum_sum(wave, 2, block_frames), feature_frames(n)
+    x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
+    n_frames = 1 + (n - N_FFT) // HOP
+    total = torch.zeros(1 + N_FFT // 2, dtype=torch.float64)
+    for start in range(0, n_frames, block_frames):
+        stop = min(start + block_frames, n_frames)
+        total += (_frames_magnitude(x[start * HOP:(stop - 1) * HOP + N_FFT]).double() ** 2).sum(1)
+    return total[:-1].float().numpy(), n_frames
 
 
 def _spectrum_sum(wave: np.ndarray, exponent: int, block_frames: int) -> np.ndarray:
@@ -341,64 +367,227 @@ def _band_status(hz: float) -> Status:
     return Status.BAND_LIMITED
 
 
-def detect_band_edge(wave: np.ndarray, max_hz: float | None = None, drop_db: float = 30.0,
-                     steep_db: float = 8.0) -> Cutoff:
-    """Bandwidth of a 48 kHz waveform as the frequency where its spectrum falls off a cliff.
+_EDGE_BIN_HZ = SAMPLE_RATE / N_FFT
+"""Width of one feature STFT bin, Hz (23.4375)."""
+_EDGE_DC_BINS = 2
+"""Bins 0-1 hold a DC offset (periodic Hann: DC leaks into bin 1 only)."""
+_EDGE_DC_RATIO = 1e-4
+"""Input with less than this fraction of its power above the DC bins is DC only (-40 dB)."""
+_EDGE_TAIL_RATIO = 1e-2
+"""A cliff leaves at most this fraction (-20 dB) of the power under it above it: a strong tone
+over broadband noise is not the edge of the band."""
+_EDGE_RERISE_DB = 3.0
+"""The content between a knee and a wall above it may re-rise this much (dB) and still be the
+smooth top of one cliff (elliptic, Chebyshev) rather than peaks and dips under a wall."""
+_EDGE_SOXR_ROLLOFF_DB = np.array([(0.93, 0.0), (0.94, 0.8), (0.945, 1.5), (0.95, 3.0),
+                                  (0.955, 5.0), (0.96, 9.5), (0.965, 15.0), (0.97, 22.0)])
+"""Attenuation (dB) of the soxr VHQ anti-alias filter at a fraction of the lower Nyquist
+frequency, as seen in the feature STFT (measured on white noise; the same for every rate)."""
+
+
+def detect_band_edge(wave: np.ndarray, max_hz: float | None = None, drop_db: float = 25.0,
+                     knee_db: float = 1.0) -> Cutoff:
+    """Bandwidth of a 48 kHz waveform: the knee where its spectrum starts to fall off a cliff.
 
     The 0.985 energy rule of :func:`detect_cutoff` lands well inside the band of full-range
-    speech or bass-heavy music; this finds the edge of a low-pass filter or a resampler
-    instead (the ``lite`` model's detector). On the long-term power spectrum ``S`` (dB,
-    :func:`power_mean`, 23.4375 Hz bins, smoothed over 5 bins):
-
-    1. ``k_stop`` is the lowest bin above 1 kHz where everything from it up to ``max_hz`` is at
-       least ``drop_db`` below the median level of the 1.5 kHz under it;
-    2. from ``k_stop`` down, the cliff goes on while ``S`` falls by more than ``steep_db`` over
-       8 bins (187.5 Hz, steeper than natural long-term spectra); the band ends where that
-       fall stops, so the edge sits at the top of the cliff.
-
-    No such cliff below 23 kHz means the input is full-band; gentle filters (a few dB per
-    100 Hz) are not cliffs and their input counts as full-band.
+    speech or bass-heavy music; this finds the edge of a low-pass filter, a resampler or a lossy
+    encoder instead (the ``lite`` model's detector). It is :func:`band_edge` of the long-term
+    power spectrum (:func:`power_mean`) and the peak amplitude; see there for the algorithm.
 
     Parameters
     ----------
     wave : np.ndarray
         ``[samples]`` float at 48 kHz.
     max_hz : float, optional
-        Highest frequency that can hold content (e.g. the Nyquist frequency of the original
-        rate before resampling to 48 kHz); default 24 kHz.
-    drop_db, steep_db : float
-        Depth of the cliff, and the fall over 8 bins that counts as steep, dB.
+        Highest frequency that can hold content, Hz: the Nyquist frequency of the original rate
+        before resampling to 48 kHz (at most 24 kHz, the default).
+    drop_db, knee_db : float
+        See :func:`band_edge`.
 
     Returns
     -------
     Cutoff
-        ``bin`` is the first STFT bin above the band (the first bin to generate).
+        ``bin`` is the first STFT bin above the band (the first bin to generate),
+        ``hz = bin * 23.4375``.
     """
     peak = float(np.max(np.abs(wave))) if wave.size else 0.0
-    return band_edge(power_mean(wave), peak, max_hz, drop_db, steep_db)
+    return band_edge(power_mean(wave), peak, max_hz, drop_db, knee_db)
 
 
 def band_edge(power: np.ndarray, peak: float, max_hz: float | None = None,
-              drop_db: float = 30.0, steep_db: float = 8.0) -> Cutoff:
-    """:func:`detect_band_edge` from a long-term power spectrum ``[1024]`` and the peak
-    amplitude (so long files can be measured block by block)."""
+              drop_db: float = 25.0, knee_db: float = 1.0) -> Cutoff:
+    """Band edge of a signal from its long-term power spectrum and its peak amplitude.
+
+    Works on ``power`` alone, at any scale (``power_sum`` of a long file accumulated block by
+    block, divided by its frames, gives the edge :func:`detect_band_edge` finds in the whole
+    waveform) and takes about a millisecond. Frequencies are STFT bins ``k`` of 23.4375 Hz
+    (bin ``k`` is ``k * 23.4375`` Hz); only bins below ``max_hz`` are looked at; levels are dB.
+
+    1. **Silence and DC.** A peak below :data:`SILENCE_PEAK` is ``"silent"``. If less than
+       1e-4 (-40 dB) of the power lies above bins 0-1 the input is a constant (plus at most
+       a trace of noise): edge at bin 2 (47 Hz), status ``"low"``. Otherwise bins 0-1 are
+       left out of every reference level, so a DC offset never looks like content.
+    2. **Cliff.** ``S`` is the spectrum smoothed over 5 bins, ``U(k)`` its maximum from ``k``
+       up (everything above ``k``). For each bin ``b`` the reference ``R(b)`` is the mean
+       power of the band ``[0.55 b, 0.7 b)`` (0.3 b, at least 2 bins, is left for the
+       transition; the band is at least 4 bins wide). The cliff's foot is the lowest ``b``
+       where ``S`` stays ``drop_db`` below ``R(b)`` over ``[b, 1.15 b)`` (at least 8 bins),
+       everything above ``b`` is at least 15 dB below ``R(b)``, and at most 1 % of the power
+       (bins 2 and up) lies above ``b`` (so a strong tone over broadband noise is not an
+       edge). A slope must thus fall ``drop_db`` within about half an octave: long-term
+       spectra falling up to about 24 dB/octave are no cliff; Butterworth filters of order 6
+       and up are (and lower orders near the Nyquist frequency of the rate they were designed
+       at, where the bilinear transform steepens them). No cliff: the content reaches
+       ``max_hz``, which is the edge.
+    3. **Knee.** The search starts inside the cliff, at its first fall of 10 dB within 3 % of
+       the frequency or where ``U`` is ``drop_db / 2`` below ``R``, whichever is higher, and
+       walks down while ``U(j)`` is more than ``knee_db`` below the mean level of the 6 % of
+       bins (at least 4) under ``j``; the knee is the bin above the first one where it is not,
+       i.e. where the spectrum starts to fall, not the bottom of the cliff. If a wall lies
+       above the knee (a run of bins where ``S`` falls at least 300 dB/octave over +-1 % of the
+       frequency, 20 dB deep in all: a brick wall, an encoder, a resampler) and the spectrum
+       from the knee up to the wall is not one smooth fall (re-rising at most 3 dB, falling at
+       least 6 dB: the rounded top of an elliptic or Chebyshev edge), the knee is the top of the
+       wall: peaks and dips of the content just under a wall do not move it.
+    4. **Resampler.** A knee in the top 10 % below ``max_hz`` may be the roll-off of the
+       resampler that brought the file to 48 kHz (soxr VHQ: flat to 91 %, -3 dB at 95 % of the
+       original Nyquist frequency). The search is repeated from that knee with this roll-off
+       divided out (at most 20 dB), which puts content that simply ends at ``max_hz`` at about
+       97 % of it; when ``max_hz`` is 24 kHz (a 48 kHz or faster source) a knee past 95 % there
+       means full-band and the edge is 24 kHz.
+
+    Status: ``"full-band"`` at or above :data:`FULL_BAND_HZ`, ``"low"`` below
+    :data:`MIN_CUTOFF_HZ`, else ``"band-limited"`` (:func:`_band_status`).
+
+    Parameters
+    ----------
+    power : np.ndarray
+        ``[1024]`` long-term mean power of the feature STFT (:func:`power_mean`); the Nyquist
+        bin is not included. Any positive scale.
+    peak : float
+        Peak absolute amplitude of the waveform.
+    max_hz : float, optional
+        Highest frequency that can hold content, Hz (the Nyquist frequency of the source rate,
+        at most 24 kHz); default: all 1024 bins (24 kHz).
+    drop_db : float
+        Depth of a cliff, dB.
+    knee_db : float
+        How far under the level of the band below it the spectrum must be to count as
+        falling, dB.
+
+    Returns
+    -------
+    Cutoff
+        ``bin``: the first bin above the band (0 for silence), ``hz = bin * 23.4375``.
+    """
     if peak < SILENCE_PEAK:
-        return Cutoff(0, 0.0, "silent")
-    bin_hz = SAMPLE_RATE / N_FFT
-    power = scipy.ndimage.uniform_filter1d(np.asarray(power, np.float64), 5, mode="nearest")
-    db = 10 * np.log10(power + 1e-20)
-    top = len(db) if max_hz is None else max(1, min(len(db), int(max_hz / bin_hz)))
-    db = db[:top]
-    suffix_max = np.maximum.accumulate(db[::-1])[::-1]
-    span = int(round(1500 / bin_hz))
-    kc = top
-    for k in range(int(np.ceil(MIN_CUTOFF_HZ / bin_hz)), top):
-        if suffix_max[k] <= float(np.median(db[max(0, k - span):k])) - drop_db:
-            kc = k
-            while kc - 4 > 0 and db[kc - 4] - db[min(kc + 4, top - 1)] > steep_db:
-                kc -= 1
-            break
-    return Cutoff(kc, kc * bin_hz, _band_status(kc * bin_hz))
+        return Cutoff(0, 0.0, Status.SILENT)
+    p = np.asarray(power, dtype=np.float64).ravel()
+    n = p.size
+    p = np.where(np.isfinite(p) & (p > 0.0), p, 0.0)
+    top = n if max_hz is None else int(min(n, max(1, math.floor(max_hz / _EDGE_BIN_HZ + 1e-9))))
+    p = p[:top]
+    if top == 0 or p.max() <= 0.0:
+        return Cutoff(0, 0.0, Status.SILENT)
+    dc = p[:_EDGE_DC_BINS].sum()
+    if top <= _EDGE_DC_BINS + 1 or p[_EDGE_DC_BINS:].sum() < _EDGE_DC_RATIO * dc:
+        k = min(_EDGE_DC_BINS, top)
+        return Cutoff(k, k * _EDGE_BIN_HZ, _band_status(k * _EDGE_BIN_HZ))
+    k = _edge_bin(p, drop_db, knee_db)
+    nyquist = n * _EDGE_BIN_HZ if max_hz is None else min(float(max_hz), n * _EDGE_BIN_HZ)
+    if k < top and k * _EDGE_BIN_HZ >= 0.9 * nyquist:
+        rel = np.arange(top) * _EDGE_BIN_HZ / nyquist
+        roll = _EDGE_SOXR_ROLLOFF_DB
+        gain_db = np.minimum(np.interp(rel, roll[:, 0], roll[:, 1]), 20.0)
+        k = max(k, _edge_bin(p * 10.0 ** (gain_db / 10.0), drop_db, knee_db, first=k))
+        if top == n and k >= 0.95 * top:
+            k = top
+    return Cutoff(k, k * _EDGE_BIN_HZ, _band_status(k * _EDGE_BIN_HZ))
+
+
+def _edge_bin(p: np.ndarray, drop_db: float, knee_db: float, first: int = 0) -> int:
+    """Steps 2-3 of :func:`band_edge` on ``p`` (``[top]`` power, positive maximum): the knee
+    bin of the lowest cliff whose foot is at or above ``first``, or ``top`` if there is none."""
+    top = p.size
+    floor = float(p.max()) * 1e-20
+    s = 10.0 * np.log10(np.maximum(scipy.ndimage.correlate1d(p, np.full(5, 0.2), mode="nearest"),
+                                   floor))
+    u = np.maximum.accumulate(s[::-1])[::-1]
+    csum = np.concatenate([[0.0], np.cumsum(p)])
+    b = np.arange(max(_EDGE_DC_BINS + 1, first), top)
+    e = b - np.maximum(2, np.rint(0.3 * b).astype(int))
+    a = np.maximum(_EDGE_DC_BINS, e - np.maximum(4, np.rint(0.15 * b).astype(int)))
+    ok = e > a
+    ref = np.where(ok, _edge_level(csum, np.minimum(a, e), np.maximum(a, e), floor), -np.inf)
+    span = np.maximum(8, np.rint(0.15 * b).astype(int))
+    width = int(span.max(initial=1))
+    windows = np.lib.stride_tricks.sliding_window_view(
+        np.concatenate([s, np.full(width, -np.inf)]), width)[b]
+    near = np.where(np.arange(width) < span[:, None], windows, -np.inf).max(axis=1)
+    tail = csum[top] - csum[b]
+    head = csum[b] - csum[_EDGE_DC_BINS]
+    hit = np.flatnonzero(ok & (near <= ref - drop_db) & (u[b] <= ref - 15.0)
+                         & (tail <= _EDGE_TAIL_RATIO * head))
+    if hit.size == 0:
+        return top
+    i = int(hit[0])
+    foot, lo = int(b[i]), max(_EDGE_DC_BINS + 1, int(e[i]))
+    j = np.arange(lo, foot + 1)
+    mid = np.flatnonzero(u[j] <= ref[i] - drop_db / 2)
+    start = int(j[mid[0]]) if mid.size else foot
+    step = np.maximum(2, np.rint(0.03 * j).astype(int))
+    steep = np.flatnonzero(u[j] - u[np.minimum(j + step, top - 1)] >= 10.0)
+    if steep.size:
+        start = max(start, int(j[steep[0]]) + 1)
+    start = max(start, lo + 1)
+    knee = _edge_knee(u, csum, floor, lo, start, knee_db)
+    wall = _edge_wall(s, knee + 1, max(start, foot) + max(4, int(0.05 * start)))
+    if wall is not None:
+        fall = s[knee:wall + 1]
+        smooth = (fall - np.minimum.accumulate(fall)).max() <= _EDGE_RERISE_DB and \
+            s[knee] - s[wall] >= 6.0
+        if not smooth:
+            knee = wall
+    return int(knee)
+
+
+def _edge_level(csum: np.ndarray, a: np.ndarray, b: np.ndarray, floor: float) -> np.ndarray:
+    """Mean power of bins ``[a, b)`` in dB, from the cumulative sum ``csum`` (``[top + 1]``)."""
+    return 10.0 * np.log10(np.maximum((csum[b] - csum[a]) / np.maximum(b - a, 1), floor))
+
+
+def _edge_knee(u: np.ndarray, csum: np.ndarray, floor: float, lo: int, start: int,
+               knee_db: float) -> int:
+    """First bin above the band: one above the highest ``j`` in ``[lo, start)`` where ``u(j)`` is
+    within ``knee_db`` of the mean level of the 6 % of bins under ``j`` (``lo`` if none is)."""
+    j = np.arange(lo, start)
+    a = np.maximum(_EDGE_DC_BINS, j - np.maximum(4, np.rint(0.06 * j).astype(int)))
+    kept = np.flatnonzero(u[j] > _edge_level(csum, a, j, floor) - knee_db)
+    return int(j[kept[-1]]) + 1 if kept.size else int(lo)
+
+
+def _edge_wall(s: np.ndarray, lo: int, hi: int) -> int | None:
+    """Top of the first wall in ``[lo, hi)``: a run of bins where ``s`` falls at least
+    300 dB/octave over +-1 % of the frequency (at least 2 bins), 20 dB deep in all."""
+    top = s.size
+    j = np.arange(max(lo, 3), min(hi, top - 1))
+    if j.size == 0:
+        return None
+    d = np.maximum(2, np.rint(0.01 * j).astype(int))
+    a, b = np.maximum(0, j - d), np.minimum(top - 1, j + d)
+    steep = s[a] - s[b] >= 300.0 * np.log2(b / np.maximum(a, 1))
+    k = 0
+    while k < j.size:
+        if not steep[k]:
+            k += 1
+            continue
+        r = k
+        while r + 1 < j.size and steep[r + 1]:
+            r += 1
+        if s[a[k]] - s[b[r]] >= 20.0:
+            return int(j[k])
+        k = r + 1
+    return None
 
 
 def mel_cutoff_bin(log_mel: np.ndarray, percentile: float = CUTOFF_PERCENTILE) -> int:

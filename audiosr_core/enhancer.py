@@ -411,15 +411,17 @@ class Enhancer:
 
 
 def save_result(res: EnhanceResult, output_path: str | os.PathLike[str], subtype: str | None,
-                input_path: str | os.PathLike[str]) -> EnhanceResult:
+                input_path: str | os.PathLike[str] | None) -> EnhanceResult:
     """Write ``res.audio`` atomically; if it would clip the integer ``subtype``, scale the
     whole file to a -0.1 dBFS peak first (never hard clipping) and record the gain in
-    ``res.output_gain_db``. Refuses to write over ``input_path``."""
+    ``res.output_gain_db``. Refuses to write over ``input_path`` (None: an input that is not
+    a local file)."""
     if audio_io.would_clip(res.audio, subtype or audio_io.DEFAULT_SUBTYPE):
         gain = np.float32(HEADROOM_PEAK) / np.float32(np.abs(res.audio).max())
         res.audio = res.audio * gain
         res.output_gain_db = float(20 * np.log10(gain))
-    audio_io.save(output_path, res.audio, SAMPLE_RATE, subtype=subtype, input_paths=[input_path],
+    audio_io.save(output_path, res.audio, SAMPLE_RATE, subtype=subtype,
+                  input_paths=[input_path] if input_path is not None else [],
                   software=audio_io.SOFTWARE)
     return res
 

@@ -1,4 +1,15 @@
-"""Shared test fixtures: the official parity fixture and small synthetic signals."""
+"""Shared test fixtures: the official parity fixture, tiny random-weight models, markers and
+float32 tolerances.
+
+Markers (registered in pyproject.toml) are set here, not in the test files:
+
+* ``needs_shared``: the test uses one of :data:`SHARED_FIXTURES` (../shared: the official parity
+  fixture or the dev set; skipped locally without it, a failure under ``CI=true``);
+* ``browser``: the test drives Debian's headless Chromium (tests/study_fixtures.py);
+* ``slow`` is set in the test files, on tests that stay above ~6 s on a 2-core CPU.
+
+``make test-fast`` runs ``-m "not slow and not browser"``.
+"""
 
 from __future__ import annotations
 
@@ -97,19 +108,64 @@ def module_shapes(module) -> dict[str, tuple[int, ...]]:
 
 
 # ------------------------------------------------------------------ tiny random-weight models
+#: Pre-``tanh`` level (standard deviation) of the tiny model's vocoder on a decoded random
+#: latent. With it the model adds a high band about 0.4-1.1 dB above the input's own level,
+#: like the parity fixture's weights; PyTorch's default initialisation gives a vocoder whose
+#: output is ~60 dB down, i.e. nearly a pass-through that no seed or option would change.
+TINY_VOCODER_LEVEL = 0.035
+
+
+def audible_random_weights(model, seed: int = 0):
+    """Redraw every weight of an :class:`AudioSRModel` the way the parity fixture's generator
+    does (its README, section 2), so that each stage passes an O(1) signal on.
+
+    Conv/Linear weights ~ N(0, 1/fan_in), biases ~ N(0, 0.05^2), GroupNorm/LayerNorm weights
+    ~ 1 + N(0, 0.1^2) and biases ~ N(0, 0.1^2); the vocoder's ``conv_post`` is made zero-mean,
+    bias-free and scaled to :data:`TINY_VOCODER_LEVEL`. Deterministic for a seed (a CPU
+    generator), whatever the machine.
+    """
+    import torch
+    from torch import nn
+
+    gen = torch.Generator().manual_seed(seed)
+
+    def draw(t: torch.Tensor, std: float, mean: float = 0.0) -> None:
+        t.copy_(mean + std * torch.randn(t.shape, generator=gen))
+
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.ConvTranspose1d):          # weight [in, out, k], stride s
+                draw(m.weight, (m.weight.shape[0] * m.weight.shape[2] / m.stride[0]) ** -0.5)
+            elif isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+                draw(m.weight, m.weight[0].numel() ** -0.5)
+            elif isinstance(m, (nn.GroupNorm, nn.LayerNorm)):
+                draw(m.weight, 0.1, 1.0)
+            else:
+                continue
+            if m.bias is not None:
+                draw(m.bias, 0.1 if isinstance(m, (nn.GroupNorm, nn.LayerNorm)) else 0.05)
+        post = model.vocoder.conv_post
+        post.weight.sub_(post.weight.mean())
+        post.bias.zero_()
+        post.weight.mul_(1e-3)                 # tanh is linear there: output = pre-tanh signal
+        mel = model.vae_decoder(torch.randn(1, 16, 8, 32, generator=gen))[:, 0].transpose(1, 2)
+        post.weight.mul_(TINY_VOCODER_LEVEL / float(model.vocoder(mel).std()))
+    return model.eval()
+
+
 @pytest.fixture(scope="session")
 def tiny_audiosr():
     """The official AudioSR architecture at the parity fixture's widths with seeded random
-    weights (``AudioSRConfig.tiny()``): every stage runs, cheaply, without ../shared."""
-    import torch
+    weights (``AudioSRConfig.tiny()``, :func:`audible_random_weights`): every stage runs,
+    cheaply, and adds an audible high band, without ../shared.
 
+    Session-scoped and shared: build ``AudioSR(tiny_audiosr.model)`` for other window settings,
+    and copy the model before casting it (``AudioSR(model, dtype=...)`` casts in place).
+    """
     from audiosr_core.models.audiosr import AudioSRConfig, AudioSRModel
     from audiosr_core.pipeline import AudioSR
 
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = AudioSRModel(AudioSRConfig.tiny())
-    return AudioSR(model, device="cpu")
+    return AudioSR(audible_random_weights(AudioSRModel(AudioSRConfig.tiny())), device="cpu")
 
 
 @pytest.fixture(scope="session")
@@ -124,3 +180,64 @@ def lite():
     import audiosr_core
 
     return audiosr_core.load("lite")
+
+
+# ------------------------------------------------------------------------- float32 tolerances
+#: float32 machine epsilon, 2**-23: one unit in the last place (ulp) of a number in [1, 2).
+F32_EPS = float(np.finfo(np.float32).eps)
+
+
+def f32_atol(reference, ulps: float) -> float:
+    """An absolute tolerance of ``ulps`` float32 ulps of ``reference``'s largest magnitude.
+
+    For comparing two evaluations of the same float32 computation that may take different
+    kernels (memory layout, batch size, thread count, CPU type): each kernel may sum in its own
+    order, and a reordered sum of K terms moves by up to about K * eps * sum|terms| (worst case;
+    typically sqrt(K) * eps). ``ulps`` is that growth through the network, stated at the call.
+    """
+    import torch
+
+    ref = reference.detach().float() if isinstance(reference, torch.Tensor) else reference
+    return ulps * F32_EPS * float(np.abs(np.asarray(ref)).max())
+
+
+# ------------------------------------------------------------------------------------ markers
+#: Fixtures that read ../shared: a test using any of them (directly or through another fixture)
+#: is marked ``needs_shared``.
+SHARED_FIXTURES = frozenset({"parity_dir", "parity_expected", "official_parts",
+                             "official_manifest", "devset_dir"})
+#: Modules whose tests drive Chromium; any other module that imports a Chromium helper of
+#: tests/study_fixtures.py is caught by :data:`CHROMIUM_HELPERS`.
+BROWSER_MODULES = frozenset({"test_study_browser.py", "test_study_end_to_end.py"})
+CHROMIUM_HELPERS = ("headless_chromium", "require_chromium", "run_rater_session")
+
+
+def _drives_chromium(item: pytest.Item) -> bool:
+    if item.path.name in BROWSER_MODULES:
+        return True
+    module = getattr(item, "module", None)
+    return any(getattr(getattr(module, name, None), "__module__", None) == "study_fixtures"
+               for name in CHROMIUM_HELPERS)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``needs_shared`` on tests using :data:`SHARED_FIXTURES`, ``browser`` on Chromium tests."""
+    for item in items:
+        if SHARED_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.needs_shared)
+        if _drives_chromium(item):
+            item.add_marker(pytest.mark.browser)
+
+
+def kept_band_hz(audio48, source_rate: int, fraction: float = 0.9) -> float:
+    """Top of the band an enhancer keeps as the input's own, Hz: ``fraction`` of the source's
+    Nyquist frequency, or 95 % of the band edge ``lite`` detects if that is lower (content
+    that ends inside the container, such as pure tones, is extended from its own edge)."""
+    from audiosr_core.lite_pipeline import detect_band
+
+    limit = fraction * source_rate / 2
+    for row in np.atleast_2d(np.asarray(audio48, np.float32)):
+        edge = detect_band(row, source_rate)
+        if edge.enhance:
+            limit = min(limit, 0.95 * edge.hz)
+    return limit

@@ -33,6 +33,8 @@ from audiosr_core.metrics import lsd_band
 from audiosr_core.models.lite import LiteConfig, LiteModel
 from audiosr_core.rates import output_length
 
+from conftest import kept_band_hz
+
 REPO = Path(__file__).resolve().parents[1]
 
 LSD_BAND_MAX = 0.05
@@ -104,7 +106,8 @@ def check_band(wrapped_out: Any, original_out: Any, sample_rate: int) -> None:
                          sample_rate, 48000)[:, :out.shape[-1]].astype(np.float64)
     nyquist = sample_rate / 2
     for row_out, row_ref in zip(out, ref, strict=True):
-        assert lsd_band(row_ref, row_out, 0, 0.9 * nyquist) < LSD_BAND_MAX
+        top = kept_band_hz(row_ref, sample_rate)
+        assert lsd_band(row_ref, row_out, 0, top) < LSD_BAND_MAX
         assert high_share(row_out, 1.05 * nyquist) > \
             ADDED_BAND_MIN_RATIO * high_share(row_ref, 1.05 * nyquist)
 
@@ -272,11 +275,13 @@ def test_audioldm_numpy_batches_of_prompts_and_waveforms(audioldm, recorder):
     def gen():
         return torch.Generator().manual_seed(0)
 
-    expected = audioldm(["rain", "a dog"], num_inference_steps=2, generator=gen(),
+    # One denoising step: the wrapper sees the pipeline's output, not how it was sampled (the
+    # callback test below runs two).
+    expected = audioldm(["rain", "a dog"], num_inference_steps=1, generator=gen(),
                         num_waveforms_per_prompt=2)
     before = attribute_ids(audioldm)
     wrapped = enhance(audioldm, model=recorder)
-    out = wrapped(["rain", "a dog"], num_inference_steps=2, generator=gen(),
+    out = wrapped(["rain", "a dog"], num_inference_steps=1, generator=gen(),
                   num_waveforms_per_prompt=2)
     assert type(out) is type(expected) and list(out.keys()) == list(expected.keys())
     assert isinstance(out.audios, np.ndarray) and out.audios.shape == (4, 3 * 4096)
@@ -404,6 +409,27 @@ def test_text_to_audio_pipelines_without_a_waveform_or_a_rate_are_refused(lite):
 
 
 # ---------------------------------------------------------------------- audiocraft
+@pytest.mark.parametrize("error", [ImportError("No module named 'audiocraft'"),
+                                   OSError("libtorchaudio.so: cannot open shared object file")])
+def test_missing_audiocraft_skips_with_the_install_command_and_fails_under_ci(error,
+                                                                              monkeypatch):
+    real_import = fx.importlib.import_module
+
+    def broken(name, *args):
+        if name.startswith("audiocraft"):
+            raise error
+        return real_import(name, *args)
+
+    monkeypatch.setattr(fx.importlib, "import_module", broken)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception) as skipped:
+        fx.tiny_audiocraft("MusicGen")
+    assert fx.AUDIOCRAFT_INSTALL in str(skipped.value) and str(error) in str(skipped.value)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="make .venv/.adapters"):
+        fx.require("audiocraft.models")
+
+
 @pytest.fixture(scope="module")
 def audiocraft_musicgen() -> Any:
     return fx.tiny_audiocraft("MusicGen")

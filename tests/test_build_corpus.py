@@ -203,6 +203,7 @@ def test_reserved_list_is_required_and_validated(tmp_path, capsys):
         bc.parse_reserved("# only a comment\n\n")
 
 
+@pytest.mark.needs_shared  # reads ../shared/data/eval-reserved.txt itself (no fixture)
 def test_real_reserved_list_parses():
     path = bc.DEFAULT_RESERVED
     if not path.is_file():

@@ -96,6 +96,7 @@ def test_lite_in_memory_and_streamed_lengths_agree(lite, tmp_path, rate):
     assert sf.info(dst).frames == output_length(n, rate)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rate,n", [(96000, 96001), (11025, 2205), (44100, 44101)])
 def test_diffusion_in_memory_batched_and_streamed_lengths_agree(tiny_audiosr, tmp_path,
                                                                rate, n):

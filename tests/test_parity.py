@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from audiosr_core.parity import DEFAULT_TOLERANCES, LOG_RULE, parse_tolerances
 
@@ -17,6 +18,7 @@ def run_parity(fixture, *extra):
                           capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow  # every stage of 3 inputs, isolated and chained
 def test_dev_fixture_passes_every_stage(parity_dir):
     proc = run_parity(parity_dir)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -35,6 +37,7 @@ def test_tolerances_are_read_from_the_fixture_readme(parity_dir):
     assert log_rule == LOG_RULE
 
 
+@pytest.mark.slow  # the parity runner over the whole fixture once more
 def test_a_wrong_expected_array_fails(parity_dir, tmp_path):
     fixture = tmp_path / "fixture"
     fixture.mkdir()

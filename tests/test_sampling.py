@@ -21,7 +21,7 @@ from audiosr_core.sampling import (
 )
 from audiosr_core.weights import load_official_checkpoint
 
-from conftest import PARITY_STEMS
+from conftest import PARITY_STEMS, f32_atol
 
 SCHEDULE = NoiseSchedule.cosine()
 
@@ -36,6 +36,12 @@ def tiny_unet(official_parts):
 @pytest.fixture(scope="module")
 def scale_factor(official_parts):
     return official_parts["scale_factor"]["scale_factor"]
+
+
+@pytest.fixture(scope="module")
+def random_unet(tiny_audiosr):
+    """A tiny UNet with seeded random weights (conftest), for tests that need some UNet."""
+    return tiny_audiosr.model.unet
 
 
 def _small_inputs(seed: int = 0, size: int = 16):
@@ -156,14 +162,14 @@ def test_invalid_step_message_suggests_neighbours():
         DDIMSampler(501)
 
 
-def test_ddim_eta_one_reproducible(tiny_unet):
+def test_ddim_eta_one_reproducible(random_unet):
     x_T, cond = _small_inputs()
     kw = dict(steps=4, guidance_scale=3.5, uncond_value=-9.625)
 
     def run(eta, seed):
         g = torch.Generator().manual_seed(seed)
         with torch.no_grad():
-            return sample_ddim(tiny_unet, x_T, cond, eta=eta, generator=g, **kw).latent
+            return sample_ddim(random_unet, x_T, cond, eta=eta, generator=g, **kw).latent
 
     a, b, c = run(1.0, 7), run(1.0, 7), run(1.0, 8)
     det = run(0.0, 7)
@@ -194,7 +200,7 @@ def test_ddim_eta_noise_formula():
     torch.testing.assert_close(out.latent, x, rtol=0, atol=1e-5)
 
 
-def test_batched_cfg_equals_two_passes(tiny_unet):
+def test_batched_cfg_equals_two_passes(random_unet):
     x, cond = _small_inputs(seed=1)
     x = torch.cat([x, -x])  # batch of 2
     g, uncond = 3.5, -9.625
@@ -202,17 +208,22 @@ def test_batched_cfg_equals_two_passes(tiny_unet):
 
     def unet_fn(inp, t):
         calls.append((inp.shape[0], t.tolist()))
-        return tiny_unet(inp, t)
+        return random_unet(inp, t)
 
     with torch.no_grad():
         batched = GuidedUNet(unet_fn, cond, g, uncond)(x, 251)
         t = torch.full((2,), 251)
-        v_c = tiny_unet(torch.cat([x, cond.expand(2, -1, -1, -1)], dim=1), t)
-        v_u = tiny_unet(torch.cat([x, torch.full_like(x, uncond)], dim=1), t)
+        v_c = random_unet(torch.cat([x, cond.expand(2, -1, -1, -1)], dim=1), t)
+        v_u = random_unet(torch.cat([x, torch.full_like(x, uncond)], dim=1), t)
         single = GuidedUNet(unet_fn, cond, 1.0)(x, 251)
     assert calls == [(4, [251] * 4), (2, [251] * 2)]
-    torch.testing.assert_close(batched, v_u + g * (v_c - v_u), rtol=0, atol=1e-5)
-    torch.testing.assert_close(single, v_c, rtol=0, atol=1e-5)
+    # One pass of batch 4 vs two of batch 2 may take other kernels: each UNet output moves by
+    # float32 rounding (up to ~32 ulps of its peak, see test_weights.py), and v_u + g (v_c - v_u)
+    # carries that times up to 2g - 1 = 6, against a peak of v ~3.6x the v_c/v_u peaks:
+    # ~50 ulps of v's peak (8 measured). 128 ulps of the peak.
+    expected = v_u + g * (v_c - v_u)
+    torch.testing.assert_close(batched, expected, rtol=0, atol=f32_atol(expected, 128))
+    torch.testing.assert_close(single, v_c, rtol=0, atol=f32_atol(v_c, 128))
     with pytest.raises(ValueError, match="uncond_value"):
         GuidedUNet(unet_fn, cond, 3.5)
 
@@ -233,11 +244,11 @@ def test_dpm_timesteps():
     assert isinstance(make_sampler("dpmpp_2m", 20), DPMSolverSampler)
 
 
-def test_dpm_tiny_unet_deterministic(tiny_unet):
+def test_dpm_random_unet_deterministic(random_unet):
     x_T, cond = _small_inputs(seed=2)
     with torch.no_grad():
         runs = [
-            sample_dpmpp_2m(tiny_unet, x_T, cond, steps=20, uncond_value=-9.625).latent
+            sample_dpmpp_2m(random_unet, x_T, cond, steps=20, uncond_value=-9.625).latent
             for _ in range(2)
         ]
     assert torch.isfinite(runs[0]).all()

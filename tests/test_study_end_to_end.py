@@ -249,6 +249,7 @@ def _bar_shares(png: Path) -> list[list[float]]:
     return shares
 
 
+@pytest.mark.slow  # tiny generators, a live server and rater sessions in Chromium
 def test_prepare_serve_browser_export_analyse(tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     require_chromium()

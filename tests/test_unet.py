@@ -28,6 +28,12 @@ def tiny_unet(official_parts, official_unet_params):
     return unet
 
 
+@pytest.fixture(scope="module")
+def random_unet(tiny_audiosr):
+    """A tiny UNet with seeded random weights (conftest), for tests that need some UNet."""
+    return tiny_audiosr.model.unet
+
+
 def test_from_official_is_tiny(official_unet_params):
     assert UNetConfig.from_official(official_unet_params) == UNetConfig.tiny()
 
@@ -53,12 +59,12 @@ def test_unet_matches_official(tiny_unet, parity_expected, stem):
     np.testing.assert_allclose(v_u, exp["unet_out_uncond"], rtol=0, atol=1e-4)
 
 
-def test_timestep_forms_agree(tiny_unet):
+def test_timestep_forms_agree(random_unet):
     x = torch.randn(2, 32, 16, 16, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        v_int = tiny_unet(x, torch.tensor([623, 623]))
-        v_float = tiny_unet(x, torch.tensor([623.0, 623.0]))
-        v_scalar = tiny_unet(x, 623)
+        v_int = random_unet(x, torch.tensor([623, 623]))
+        v_float = random_unet(x, torch.tensor([623.0, 623.0]))
+        v_scalar = random_unet(x, 623)
     assert torch.equal(v_int, v_float)
     assert torch.equal(v_int, v_scalar)
 
@@ -71,17 +77,25 @@ def test_timestep_embedding_is_cos_then_sin():
     torch.testing.assert_close(emb[1], torch.cat([torch.cos(5 * freqs), torch.sin(5 * freqs)]))
 
 
-def test_rejects_sizes_the_official_cannot_take(tiny_unet):
+def test_rejects_sizes_the_official_cannot_take(random_unet):
     # Conv stride-2 then nearest x2 gives 2*ceil(n/2) != n: the official fails in torch.cat.
     with pytest.raises(ValueError, match="divisible by 8"):
-        tiny_unet(torch.zeros(1, 32, 60, 32), torch.tensor([1]))
+        random_unet(torch.zeros(1, 32, 60, 32), torch.tensor([1]))
     with pytest.raises(ValueError, match=r"\[B, 32, T, F\]"):
-        tiny_unet(torch.zeros(1, 16, 64, 32), torch.tensor([1]))
+        random_unet(torch.zeros(1, 16, 64, 32), torch.tensor([1]))
 
 
-def test_from_official_rejects_unsupported(official_unet_params):
+def test_basic_from_official_and_rejects_unsupported():
+    # the official get_basic_config() unet_config params
+    params = {
+        "image_size": 64, "in_channels": 32, "out_channels": 16, "model_channels": 128,
+        "attention_resolutions": [8, 4, 2], "num_res_blocks": 2, "channel_mult": [1, 2, 3, 5],
+        "num_head_channels": 32, "extra_sa_layer": True, "use_spatial_transformer": True,
+        "transformer_depth": 1,
+    }  # fmt: skip
+    assert UNetConfig.from_official(params) == UNetConfig.basic()
     with pytest.raises(ValueError, match="context_dim"):
-        UNetConfig.from_official({**official_unet_params, "context_dim": 768})
+        UNetConfig.from_official({**params, "context_dim": 768})
     with pytest.raises(ValueError, match="multiples of 32"):
         UNetConfig(model_channels=48)
 

@@ -32,7 +32,12 @@ from audiosr_core.weights import (
     resolve_pretrained,
 )
 
+from conftest import f32_atol
+
 COMPONENTS = ("unet", "vae_encoder", "vae_decoder", "vocoder")
+#: Float32 ulps of an output's peak by which one network's forward pass may move when other
+#: kernels run it (see test_tiny_round_trip_exact_weights_same_function).
+KERNEL_ULPS = 256
 FIXTURE_SCALE = 0.8371000289916992
 TINY_SCALE = 0.6180000305175781  # exactly representable in float32
 BASIC_URL = "https://huggingface.co/haoheliu/audiosr_basic/resolve/main/pytorch_model.bin"
@@ -194,8 +199,8 @@ def test_convert_dev_fixture(parity_dir: Path, official_parts, tmp_path: Path) -
 
 
 # ----------------------------------------------------------------------------- tiny round trip
-def test_tiny_round_trip_bit_exact(tiny_model: AudioSRModel, tiny_ckpt: Path, tmp_path: Path,
-                                   one_thread: None) -> None:
+def test_tiny_round_trip_exact_weights_same_function(tiny_model: AudioSRModel, tiny_ckpt: Path,
+                                                     tmp_path: Path, one_thread: None) -> None:
     official = load_official_checkpoint(tiny_ckpt)
     for twin in ("model_ema.diffusion_modeltime_embed0weight", "first_stage_model.encoder.",
                  "cond_stage_models.0.vae.decoder.", "cond_stage_models.0.vae.vocoder.conv_post"):
@@ -206,18 +211,29 @@ def test_tiny_round_trip_bit_exact(tiny_model: AudioSRModel, tiny_ckpt: Path, tm
     assert float(loaded.scale_factor) == TINY_SCALE
     assert (out / WEIGHTS_NAME).stat().st_size < 0.5 * tiny_ckpt.stat().st_size
 
+    # The weights are a copy and compared exactly above. The forward passes below only show
+    # that the loaded model computes the same function: the copy's tensors sit elsewhere in
+    # memory (aligned differently, from the safetensors file), so a CPU may run other kernels on
+    # them, summing in another order (AMD EPYC: ~2e-6 apart). Measured here between contiguous
+    # and channels-last weights: up to 32 ulps of the output's peak (UNet; encoder 16, decoder
+    # 19). KERNEL_ULPS leaves 8x on that; changing one UNet weight by 1e-3 moves the output by
+    # ~12000 ulps.
     gen = torch.Generator().manual_seed(0)
     mel = torch.randn(1, 1, 8, 256, generator=gen)
     latent = torch.randn(1, 16, 1, 32, generator=gen)
     unet_in = torch.randn(1, 32, 8, 16, generator=gen)
+
+    def same_function(a: torch.Tensor, b: torch.Tensor) -> None:
+        torch.testing.assert_close(b, a, rtol=0, atol=f32_atol(a, KERNEL_ULPS))
+
     with torch.inference_mode():
         for a, b in zip(tiny_model.vae_encoder(mel), loaded.vae_encoder(mel), strict=True):
-            assert torch.equal(a, b)
-        assert torch.equal(tiny_model.vae_decoder(latent), loaded.vae_decoder(latent))
+            same_function(a, b)
+        same_function(tiny_model.vae_decoder(latent), loaded.vae_decoder(latent))
         t = torch.tensor([500])
-        assert torch.equal(tiny_model.unet(unet_in, t), loaded.unet(unet_in, t))
+        same_function(tiny_model.unet(unet_in, t), loaded.unet(unet_in, t))
         voc_in = mel[:, 0].transpose(1, 2)
-        assert torch.equal(tiny_model.vocoder(voc_in), loaded.vocoder(voc_in))
+        same_function(tiny_model.vocoder(voc_in), loaded.vocoder(voc_in))
 
 
 def test_convert_explicit_config_and_existing_folder(tiny_model: AudioSRModel, tiny_ckpt: Path,
