@@ -19,3 +19,9 @@ class WeightsError(AudioSRError):
 class DeviceError(AudioSRError, ValueError):
     """A requested device that does not exist on this machine (the message lists those that
     do)."""
+
+
+class TrainingError(AudioSRError):
+    """A fine-tuning run that cannot start or go on: no usable training audio, overlapping
+    training and validation sets, a starting model without the weights training needs, or out of
+    memory (the message says which setting to change)."""

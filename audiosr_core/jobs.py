@@ -32,7 +32,7 @@ from pathlib import Path
 
 from . import audio
 
-__all__ = ["Job", "Refusal", "JobPlan", "plan_jobs", "read_list"]
+__all__ = ["Job", "Refusal", "JobPlan", "plan_jobs", "read_list", "find_audio"]
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,28 @@ def _walk(root: Path, allowed: set[str], skip: list[Path]) -> Iterator[Path]:
             path = Path(current) / name
             if path.suffix.lower() in allowed and path.is_file():
                 yield path
+
+
+def find_audio(folder: str | os.PathLike[str],
+               extensions: Sequence[str] | None = None) -> list[Path]:
+    """Audio files under ``folder`` as :func:`plan_jobs` searches it: recursive, sorted, hidden
+    names skipped, symbolic links to folders followed once.
+
+    Parameters
+    ----------
+    folder : str or PathLike
+        Folder to search.
+    extensions : sequence of str, optional
+        Lower-case extensions with the dot (``[".wav", ".flac"]``); default every one of
+        :data:`audiosr_core.audio.SUPPORTED_EXTENSIONS`.
+
+    Returns
+    -------
+    list of Path
+        ``folder / relative path`` of each file, in search order.
+    """
+    allowed = {e.lower() for e in extensions} if extensions else set(audio.SUPPORTED_EXTENSIONS)
+    return list(_walk(Path(os.fspath(folder)), allowed, []))
 
 
 def plan_jobs(inputs: Sequence[str | os.PathLike[str]], output_dir: str | os.PathLike[str],

@@ -124,6 +124,43 @@ def split_official_state_dict(
     return parts
 
 
+def split_training_state(
+    state: Mapping[str, torch.Tensor], unet_names: list[str],
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None, int]:
+    """What fine-tuning needs beyond the inference components.
+
+    Parameters
+    ----------
+    state
+        Official flat state dict.
+    unet_names
+        Our UNet's parameter names (``input_blocks.0.0.weight``, ...).
+
+    Returns
+    -------
+    target_encoder
+        ``first_stage_model.{encoder,quant_conv}.*`` relative to that prefix: the first-stage
+        encoder of the training targets.
+    ema
+        UNet name -> EMA shadow (official ``model_ema.diffusion_model<name without dots>``), or
+        ``None`` when the checkpoint has no complete EMA.
+    num_updates
+        The checkpoint's ``model_ema.num_updates`` (0 without EMA).
+    """
+    prefix = "first_stage_model."
+    target = {k[len(prefix):]: v for k, v in state.items()
+              if k.startswith(prefix + "encoder.") or k.startswith(prefix + "quant_conv.")}
+    if not target:
+        raise WeightsError("official checkpoint has no 'first_stage_model.encoder.*' weights "
+                           "(the first-stage encoder that fine-tuning needs).")
+    ema = {name: state.get("model_ema.diffusion_model" + name.replace(".", ""))
+           for name in unet_names}
+    if any(v is None for v in ema.values()):
+        return target, None, 0
+    updates = state.get("model_ema.num_updates")
+    return target, ema, int(updates) if updates is not None else 0
+
+
 # ------------------------------------------------------------------------------------ converting
 def convert_official(
     checkpoint: str | Path,
@@ -166,7 +203,7 @@ def convert_official(
         (the message lists a few missing, unexpected and mismatched keys).
     """
     checkpoint, output_dir = Path(checkpoint), Path(output_dir)
-    cfg = _choose_config(config, checkpoint)
+    cfg = choose_config(config, checkpoint)
     state = load_official_checkpoint(checkpoint)
     parts = split_official_state_dict(state)
     scale = parts["scale_factor"]["scale_factor"]
@@ -257,8 +294,9 @@ def _storage_id(tensor: torch.Tensor) -> int:
     return tensor.untyped_storage().data_ptr()
 
 
-def _choose_config(config: AudioSRConfig | Mapping[str, Any] | str | Path | None,
-                   checkpoint: Path) -> AudioSRConfig:
+def choose_config(config: AudioSRConfig | Mapping[str, Any] | str | Path | None,
+                  checkpoint: Path) -> AudioSRConfig:
+    """The architecture of an official checkpoint (see :func:`convert_official`'s ``config``)."""
     if isinstance(config, AudioSRConfig):
         return config
     if isinstance(config, Mapping):
@@ -438,6 +476,30 @@ def _resolve_registry(name: str, root: Path, local_files_only: bool, progress: b
     target = root / name
     if is_converted(target):
         return target
+    downloaded = official_checkpoint(name, cache_dir=root, local_files_only=local_files_only,
+                                     progress=progress)
+    convert_official(downloaded, target, progress=progress)
+    _say(progress, f"the downloaded original ({OFFICIAL_SIZE}) is no longer needed; free the "
+                   f"space with 'hf cache rm model/{REGISTRY[name][0]}' if you like.")
+    return target
+
+
+def official_checkpoint(name: str, *, cache_dir: str | Path | None = None,
+                        local_files_only: bool = False, progress: bool = True) -> Path:
+    """The official checkpoint file of a registry model, downloaded once into the Hugging Face
+    cache (fine-tuning needs the whole file: the first-stage encoder and the EMA weights that
+    a converted inference folder drops).
+
+    Raises
+    ------
+    WeightsError
+        Unknown name, or a failed or impossible download (the message says what to fetch).
+    """
+    name = name.strip().lower()
+    if name not in REGISTRY:
+        raise WeightsError(f"unknown official model {name!r} (known: {', '.join(REGISTRY)})")
+    root = _cache_root(cache_dir)
+    target = root / name
     repo_id, filename = REGISTRY[name]
     offline = local_files_only or _env_offline()
     try:
@@ -455,10 +517,7 @@ def _resolve_registry(name: str, root: Path, local_files_only: bool, progress: b
             reason = f"the download failed ({type(exc).__name__}: {exc})"
         raise WeightsError(_download_help(name, target, root, reason)) from exc
     _say(progress, f"official '{name}' checkpoint: {downloaded}")
-    convert_official(downloaded, target, progress=progress)
-    _say(progress, f"the downloaded original ({OFFICIAL_SIZE}) is no longer needed; free the "
-                   f"space with 'hf cache rm model/{repo_id}' if you like.")
-    return target
+    return downloaded
 
 
 def _download_help(name: str, target: Path, root: Path, reason: str) -> str:

@@ -23,6 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 PARITY_ENV = "AUDIOSR_PARITY_DIR"
 DEFAULT_PARITY_DIR = REPO.parent / "shared" / "reference" / "parity" / "dev"
 PARITY_STEMS = ("chord8k_mono", "speech16k_mono", "tones44k_stereo")
+TRAIN_PARITY_ENV = "AUDIOSR_TRAIN_PARITY_DIR"
+DEFAULT_TRAIN_PARITY_DIR = REPO.parent / "shared" / "reference" / "parity" / "train-dev"
 DEVSET_ENV = "AUDIOSR_DEVSET_DIR"
 DEFAULT_DEVSET_DIR = REPO.parent / "shared" / "data" / "devset"
 
@@ -55,6 +57,13 @@ def devset_dir() -> Path:
 def parity_dir() -> Path:
     """Folder of the official parity fixture (skips locally when absent, fails under CI)."""
     return _parity_dir()
+
+
+@pytest.fixture(scope="session")
+def train_parity_dir() -> Path:
+    """The official training-objective fixture (skips locally when absent, fails under CI)."""
+    return _shared_folder(TRAIN_PARITY_ENV, DEFAULT_TRAIN_PARITY_DIR, "train_settings.json",
+                          "training parity fixture (../shared/reference/parity/train-dev)")
 
 
 @pytest.fixture(scope="session")
@@ -205,7 +214,7 @@ def f32_atol(reference, ulps: float) -> float:
 #: Fixtures that read ../shared: a test using any of them (directly or through another fixture)
 #: is marked ``needs_shared``.
 SHARED_FIXTURES = frozenset({"parity_dir", "parity_expected", "official_parts",
-                             "official_manifest", "devset_dir"})
+                             "official_manifest", "devset_dir", "train_parity_dir"})
 #: Modules whose tests drive Chromium; any other module that imports a Chromium helper of
 #: tests/study_fixtures.py is caught by :data:`CHROMIUM_HELPERS`.
 BROWSER_MODULES = frozenset({"test_study_browser.py", "test_study_end_to_end.py"})

@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 
 from audiosr_core.models.layers import GroupNorm
@@ -337,6 +338,10 @@ class UNet(nn.Module):
     raises ``ValueError`` up front). AudioSR inputs always satisfy this (5.12 s -> 64 frames).
     """
 
+    #: Recompute each block's activations in the backward pass instead of storing them
+    #: (training only; same numbers, less memory, about 30 % more compute).
+    gradient_checkpointing: bool = False
+
     def __init__(self, config: UNetConfig) -> None:
         super().__init__()
         self.config = cfg = config
@@ -427,12 +432,22 @@ class UNet(nn.Module):
             t = t.expand(x.shape[0])
         emb = self.time_embed(timestep_embedding(t, self.config.model_channels).to(x.dtype))
 
+        run = self._checkpointed if (self.gradient_checkpointing and self.training
+                                     and torch.is_grad_enabled()) else _call
         skips = []
         h = x
         for block in self.input_blocks:
-            h = block(h, emb)
+            h = run(block, h, emb)
             skips.append(h)
-        h = self.middle_block(h, emb)
+        h = run(self.middle_block, h, emb)
         for block in self.output_blocks:
-            h = block(torch.cat([h, skips.pop()], dim=1), emb)
+            h = run(block, torch.cat([h, skips.pop()], dim=1), emb)
         return self.out(h)
+
+    @staticmethod
+    def _checkpointed(block: nn.Module, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        return torch.utils.checkpoint.checkpoint(block, h, emb, use_reentrant=False)
+
+
+def _call(block: nn.Module, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+    return block(h, emb)

@@ -1,4 +1,4 @@
-"""Run an official-AudioSR parity fixture stage by stage and compare with its expected arrays.
+"""Run an official-AudioSR inference fixture stage by stage and compare with its expected arrays.
 
 A fixture folder holds ``config.json`` (official ``get_basic_config()`` vocabulary),
 ``checkpoint.ckpt`` (official key layout), ``inputs/<stem>.wav``, ``expected/<stem>.npz`` and a
@@ -14,22 +14,21 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import audio as audio_io
-from . import dsp
-from .models.audiosr import AudioSRConfig, AudioSRModel
-from .pipeline import AudioSR
-from .weights import load_official_checkpoint, split_official_state_dict
+from .. import audio as audio_io
+from .. import dsp
+from ..models.audiosr import AudioSRConfig, AudioSRModel
+from ..pipeline import AudioSR
+from ..weights import load_official_checkpoint, split_official_state_dict
+from .checks import Check, print_report
 
 #: Tolerances of the dev fixture README (§7), used when a README has no parsable table.
 #: Keys: (array, "isolated" | "chained"); "log" means the log-mel rule.
@@ -83,20 +82,6 @@ def parse_tolerances(readme: str) -> tuple[dict[tuple[str, str], float | str], t
         for name in names:
             table[(name, mode)] = tol
     return (table or dict(DEFAULT_TOLERANCES)), log_rule
-
-
-@dataclass
-class Check:
-    stem: str
-    name: str
-    mode: str
-    error: float
-    tolerance: float | str
-    detail: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.error <= (self.tolerance if isinstance(self.tolerance, float) else 0.0)
 
 
 class ParityRunner:
@@ -221,37 +206,4 @@ class ParityRunner:
 
     def report(self, stream=sys.stdout) -> bool:
         """Print one line per check; True if all pass."""
-        print(f"{'input':<20} {'array':<26} {'mode':<9} {'max abs err':>12} {'tolerance':>10}",
-              file=stream)
-        for c in self.checks:
-            tol = c.tolerance if isinstance(c.tolerance, str) else f"{c.tolerance:.0e}"
-            flag = "ok" if c.ok else "FAIL"
-            print(f"{c.stem:<20} {c.name:<26} {c.mode:<9} {c.error:>12.3e} {tol:>10}  {flag}"
-                  f"{'  ' + c.detail if c.detail else ''}", file=stream)
-        failed = [c for c in self.checks if not c.ok]
-        print(f"{len(self.checks) - len(failed)} passed, {len(failed)} failed", file=stream)
-        return not failed
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m audiosr_core.parity",
-        description="Compare every stage of our AudioSR with an official parity fixture.")
-    parser.add_argument("fixture", type=Path, help="fixture folder (config.json, checkpoint.ckpt, "
-                                                   "inputs/, expected/, README.md)")
-    parser.add_argument("--input", action="append", dest="stems", metavar="STEM",
-                        help="only these inputs (repeatable)")
-    args = parser.parse_args(argv)
-    try:
-        runner = ParityRunner(args.fixture)
-    except FileNotFoundError as exc:
-        print(f"parity: error: {exc}", file=sys.stderr)
-        return 2
-    torch.set_grad_enabled(False)
-    for stem in args.stems or runner.stems():
-        runner.run(stem)
-    return 0 if runner.report() else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        return print_report(self.checks, stream)
