@@ -478,7 +478,8 @@ def build_parser() -> argparse.ArgumentParser:
         "convert", help="convert an official AudioSR checkpoint to a safetensors folder",
         description="Keep only the inference weights of an official AudioSR checkpoint "
                     "(pytorch_model.bin, 6.2 GB) and write config.json + model.safetensors "
-                    "(2.7 GB), which --model accepts and loads much faster.")
+                    "(2.7 GB), which --model accepts and loads much faster, plus "
+                    "first_stage_encoder.safetensors (0.36 GB, for fine-tuning only).")
     conv.add_argument("checkpoint", type=Path, metavar="OFFICIAL_CKPT")
     conv.add_argument("output_dir", type=Path, metavar="OUTDIR")
     conv.set_defaults(func=cmd_convert)

@@ -9,9 +9,11 @@ state (3743 keys, 6.18 GB). Inference needs only four groups of it::
     vocoder      <- first_stage_model.vocoder.*
     scale_factor <- scale_factor (0-d float32 buffer)
 
-Everything else (EMA copy, CLAP, the unused encoder/decoder/vocoder twins) is dropped. A
-converted model is a folder with ``config.json`` and ``model.safetensors`` (about 672 M
-parameters, 2.7 GB for ``basic``) that :meth:`AudioSRModel.from_pretrained` loads.
+Everything else (EMA copy, CLAP, the unused decoder/vocoder twins) is dropped. A converted
+model is a folder with ``config.json`` and ``model.safetensors`` (about 672 M parameters,
+2.7 GB for ``basic``) that :meth:`AudioSRModel.from_pretrained` loads, and
+``first_stage_encoder.safetensors`` (``first_stage_model.{encoder,quant_conv}.*``, 90 M
+parameters): inference never reads it; fine-tuning encodes its targets with it.
 
 Examples
 --------
@@ -40,7 +42,14 @@ from safetensors.torch import save_file
 
 from . import atomic
 from .errors import WeightsError
-from .models.audiosr import CONFIG_NAME, MODEL_TYPE, WEIGHTS_NAME, AudioSRConfig, AudioSRModel
+from .models.audiosr import (
+    CONFIG_NAME,
+    MODEL_TYPE,
+    TARGET_ENCODER_NAME,
+    WEIGHTS_NAME,
+    AudioSRConfig,
+    AudioSRModel,
+)
 from .models.lite import LiteModel
 
 #: model name -> (Hugging Face repository, file name) of the official checkpoints.
@@ -124,6 +133,13 @@ def split_official_state_dict(
     return parts
 
 
+def first_stage_encoder_state(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``first_stage_model.{encoder,quant_conv}.*`` relative to that prefix (empty if absent)."""
+    prefix = "first_stage_model."
+    return {k[len(prefix):]: v for k, v in state.items()
+            if k.startswith((prefix + "encoder.", prefix + "quant_conv."))}
+
+
 def split_training_state(
     state: Mapping[str, torch.Tensor], unet_names: list[str],
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None, int]:
@@ -147,9 +163,7 @@ def split_training_state(
     num_updates
         The checkpoint's ``model_ema.num_updates`` (0 without EMA).
     """
-    prefix = "first_stage_model."
-    target = {k[len(prefix):]: v for k, v in state.items()
-              if k.startswith(prefix + "encoder.") or k.startswith(prefix + "quant_conv.")}
+    target = first_stage_encoder_state(state)
     if not target:
         raise WeightsError("official checkpoint has no 'first_stage_model.encoder.*' weights "
                            "(the first-stage encoder that fine-tuning needs).")
@@ -170,7 +184,9 @@ def convert_official(
 ) -> Path:
     """Convert an official checkpoint into a folder that :meth:`AudioSRModel.from_pretrained` loads.
 
-    Only the inference weights are kept (about 672 M parameters for ``basic``); the file is
+    The inference weights are kept (about 672 M parameters for ``basic``) in
+    ``model.safetensors``, and the first-stage encoder that fine-tuning needs (90 M) in
+    ``first_stage_encoder.safetensors``; the file is
     memory-mapped and written straight to safetensors, so neither the checkpoint nor the model
     is ever held twice in RAM. A new folder appears complete or not at all; in an existing
     one each file is replaced atomically and ``config.json`` (what marks a folder as
@@ -215,6 +231,7 @@ def convert_official(
             for key, value in parts[name].items()}
     flat["scale_factor"] = scale.reshape(())
     tensors = _validated(flat, cfg, checkpoint)
+    encoder = _validated_encoder(first_stage_encoder_state(state), cfg, checkpoint, progress)
     del state, parts, flat
 
     n_params = sum(t.numel() for t in tensors.values())
@@ -228,6 +245,8 @@ def convert_official(
         if not output_dir.exists():            # a new folder appears complete or not at all
             with atomic.atomic_folder(output_dir) as tmp:
                 save_file(tensors, str(tmp / WEIGHTS_NAME), metadata=metadata)
+                if encoder:
+                    save_file(encoder, str(tmp / TARGET_ENCODER_NAME), metadata=metadata)
                 (tmp / CONFIG_NAME).write_text(config_text)
         else:
             # Without config.json the folder is not "converted": a crash before the end
@@ -235,6 +254,9 @@ def convert_official(
             (output_dir / CONFIG_NAME).unlink(missing_ok=True)
             with atomic.atomic_path(output_dir / WEIGHTS_NAME) as tmp:
                 save_file(tensors, str(tmp), metadata=metadata)
+            if encoder:
+                with atomic.atomic_path(output_dir / TARGET_ENCODER_NAME) as tmp:
+                    save_file(encoder, str(tmp), metadata=metadata)
             atomic.write_text(output_dir / CONFIG_NAME, config_text)
     except (OSError, SafetensorError) as exc:
         raise WeightsError(f"could not write the converted model to {output_dir}: {exc} "
@@ -280,6 +302,23 @@ def _validated(flat: dict[str, torch.Tensor], config: AudioSRConfig,
             tensor = tensor.to(dtype=dtype, copy=True).contiguous()
         out[key] = tensor
     return out
+
+
+def _validated_encoder(encoder: dict[str, torch.Tensor], config: AudioSRConfig,
+                       source: Path, progress: bool) -> dict[str, torch.Tensor]:
+    """The first-stage encoder, contiguous float32, if it fits ``VAEEncoder(config.vae)``;
+    otherwise empty, with a message: inference does not need it, fine-tuning does."""
+    from .models.vae import VAEEncoder
+
+    with torch.device("meta"):
+        reference = {k: tuple(v.shape) for k, v in VAEEncoder(config.vae).state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in encoder.items()}
+    if got != reference:
+        _say(progress, f"{source} has no complete first-stage encoder "
+                       f"({len(got)} of its {len(reference)} tensors fit): the converted folder "
+                       "serves inference but cannot start a fine-tuning run.")
+        return {}
+    return {k: v.detach().to(torch.float32).contiguous().clone() for k, v in encoder.items()}
 
 
 @functools.lru_cache(maxsize=4)

@@ -90,6 +90,7 @@ def test_run_writes_logs_validation_checkpoint_and_a_loadable_model(workspace):
     assert [int(r["step"]) for r in valid] == [2, 4]
     assert all(0 < float(r["lsd"]) < 20 and 0 < float(r["lsd_above_cutoff"]) < 20 for r in valid)
     assert len(list((run / "valid").glob("step_*.png"))) == 4
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))   # tensorboard: dev extra
     # the exported model (EMA weights) loads like any model folder and enhances
     sr = audiosr_core.load(str(run / "model"))
     x = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
@@ -110,6 +111,8 @@ def test_stop_and_resume_equals_an_uninterrupted_run(workspace):
     assert not (workspace / "parts" / "model").exists()
     second = finetune.train(_settings(workspace, "parts"), progress=False)
     assert (second.step, second.finished) == (4, True) and len(second.losses) == 1
+    again = finetune.train(_settings(workspace, "parts"), progress=False)   # nothing left to do
+    assert (again.step, again.finished, again.losses) == (4, True, [])
     # same kernels, same shapes, same order: the resumed run repeats the computation
     assert np.allclose(whole.losses, first.losses + second.losses, rtol=1e-6, atol=0)
     a = torch.load(workspace / "whole" / "checkpoint.pt", weights_only=True)
@@ -221,6 +224,7 @@ def test_bf16_autocast_step_on_cpu(workspace):
     assert result.step == 1 and np.isfinite(result.losses[0])
 
 
+@pytest.mark.slow  # three processes each import torch
 def test_export_command(workspace):
     finetune.train(_settings(workspace, "exp", steps=2), progress=False)
     out = _cli("export", str(workspace / "exp"), str(workspace / "exported"), "--weights", "raw")
@@ -242,6 +246,13 @@ def test_starting_model_errors(workspace, tmp_path, tiny_audiosr_dir):
         load_start(tiny_audiosr_dir)
     with pytest.raises(TrainingError, match="not a diffusion model"):
         load_start("lite")
+    with pytest.MonkeyPatch.context() as mp:     # offline with an empty Hugging Face cache
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setenv("HF_HOME", str(tmp_path / "hf"))
+        mp.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+        with pytest.raises(WeightsError,
+                           match=r"(?s)haoheliu/audiosr_speech.*offline mode.*download"):
+            load_start("speech", progress=False)
     proc = _cli(*_cli_args(workspace, "badmodel")[:-2], "--model", str(tmp_path / "nope"))
     assert proc.returncode == 2 and "not found" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -268,6 +279,12 @@ def test_data_errors_are_clear(workspace, tmp_path):
         finetune.train(_settings(workspace, "e5", crop_seconds=3.0), progress=False)
     with pytest.raises(TrainingError, match="--batch-size must be at least 1"):
         finetune.train(_settings(workspace, "e6", batch_size=0), progress=False)
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "log.csv").write_text("mine\n")
+    with pytest.raises(TrainingError, match="not a fine-tuning run"):
+        finetune.train(_settings(workspace, str(notes)), progress=False)
+    assert (notes / "log.csv").read_text() == "mine\n"
     assert not any((workspace / name).exists() for name in ("e1", "e2", "e3", "e4", "e5"))
 
 
@@ -278,6 +295,17 @@ def test_out_of_memory_names_the_batch_size(workspace, monkeypatch):
     monkeypatch.setattr(FineTuneModel, "loss", oom)
     with pytest.raises(TrainingError, match=r"--batch-size 2 per device.*--grad-accum to 2"):
         finetune.train(_settings(workspace, "oom"), progress=False)
+
+
+def test_a_converted_folder_can_be_fine_tuned(parity_dir, tmp_path):
+    from audiosr_core.weights import convert_official, load_official_checkpoint
+
+    folder = convert_official(parity_dir / "checkpoint.ckpt", tmp_path / "dev", progress=False)
+    start = load_start(folder)
+    state = load_official_checkpoint(parity_dir / "checkpoint.ckpt")
+    for key, value in start.model.target_encoder.state_dict().items():
+        assert torch.equal(value, state[f"first_stage_model.{key}"]), key
+    assert start.ema_shadows is None           # a converted folder keeps no EMA copy
 
 
 @pytest.mark.slow  # the official tiny checkpoint: first-stage encoder and EMA come from it

@@ -37,6 +37,9 @@ from .vocoder import HifiGan, HifiGanConfig
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+#: Beside the weights of a converted or fine-tuned folder: the official first-stage encoder
+#: (``encoder.*``, ``quant_conv.*``), which encodes fine-tuning targets; inference ignores it.
+TARGET_ENCODER_NAME = "first_stage_encoder.safetensors"
 MODEL_TYPE = "audiosr-latent-diffusion"
 
 

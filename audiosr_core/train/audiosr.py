@@ -47,6 +47,7 @@ import contextlib
 import copy
 import csv
 import dataclasses
+import io
 import json
 import math
 import os
@@ -66,6 +67,7 @@ from torch import nn
 from .. import atomic, metrics
 from ..devices import resolve_device
 from ..errors import AudioSRError, TrainingError
+from ..models.unet import SpatialTransformer
 from ..seeds import derive_seed
 from . import data as train_data
 from .model_io import export_folder, load_start
@@ -80,7 +82,8 @@ from .objective import (
     warmup_lambda,
 )
 
-__all__ = ["FineTuneSettings", "Stopped", "TrainResult", "export_run", "main", "train"]
+__all__ = ["FineTuneSettings", "Stopped", "TrainResult", "export_run", "main", "train",
+           "trainable_parameters"]
 
 SETTINGS_NAME = "run.json"
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -219,10 +222,9 @@ def _setup_distributed(device_arg: str | None) -> tuple[Dist, torch.device]:
 
 
 # ------------------------------------------------------------------------------------- helpers
-def _trainable_parameters(unet: nn.Module, which: str) -> list[nn.Parameter]:
-    """Set ``requires_grad`` on the chosen subset of the UNet and return it."""
-    from ..models.unet import SpatialTransformer
-
+def trainable_parameters(unet: nn.Module, which: str) -> list[nn.Parameter]:
+    """Set ``requires_grad`` on the chosen subset of the UNet (``"all"``, or ``"attention"``:
+    its SpatialTransformer blocks) and return that subset's parameters."""
     if which == "all":
         unet.requires_grad_(True)
     else:
@@ -310,10 +312,11 @@ class _Logs:
             if path.is_file():
                 with path.open(newline="") as f:
                     rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
-            with path.open("w", newline="") as f:
-                writer = csv.DictWriter(f, columns)
-                writer.writeheader()
-                writer.writerows(rows)
+            text = io.StringIO()
+            writer = csv.DictWriter(text, columns)
+            writer.writeheader()
+            writer.writerows(rows)
+            atomic.write_text(path, text.getvalue())
         try:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -406,6 +409,16 @@ def _spectrogram_png(path: Path, waves: list[np.ndarray], titles: list[str]) -> 
 
 
 # ---------------------------------------------------------------------------------- the run
+def _check_out_folder(run: Path) -> None:
+    """Refuse to write a run into a folder that holds something else (never clobber)."""
+    if run.exists() and not run.is_dir():
+        raise TrainingError(f"--out {run} is a file; give a folder for the run.")
+    if run.is_dir() and not (run / SETTINGS_NAME).is_file() and any(
+            not p.name.startswith(".") for p in run.iterdir()):
+        raise TrainingError(f"--out {run} already holds files that are not a fine-tuning run; "
+                            "choose a new or empty folder.")
+
+
 def _check_resume(run: Path, settings: FineTuneSettings) -> None:
     saved_path = run / SETTINGS_NAME
     if not saved_path.is_file():
@@ -466,6 +479,7 @@ def train(settings: FineTuneSettings, *, stop_after: int | None = None,
 def _train(settings: FineTuneSettings, dist: Dist, device: torch.device, run: Path,
            stop_after: int | None, progress: bool, say: Any) -> TrainResult:
     crop = settings.crop_seconds
+    _check_out_folder(run)
     train_files = train_data.list_audio(settings.data, what="training")
     valid_files = train_data.list_audio(settings.valid, what="validation") if settings.valid \
         else []
@@ -487,7 +501,7 @@ def _train(settings: FineTuneSettings, dist: Dist, device: torch.device, run: Pa
     model = start.model.to(device)
     unet = model.unet
     unet.gradient_checkpointing = settings.gradient_checkpointing
-    params = _trainable_parameters(unet, settings.trainable)
+    params = trainable_parameters(unet, settings.trainable)
     ema = EMA(unet, settings.ema_decay, start.ema_updates, start.ema_shadows)
     del start
     optimizer = make_optimizer(params, settings.lr, settings.weight_decay)
@@ -502,7 +516,8 @@ def _train(settings: FineTuneSettings, dist: Dist, device: torch.device, run: Pa
         scheduler.load_state_dict(state["scheduler"])
         step = int(state["step"])
         del state
-        say(f"resuming {run} at step {step}")
+        say(f"resuming {run} at step {step}" if step < settings.steps else
+            f"{run} is complete ({step} steps); raise --steps to train on")
     if dist.main:
         run.mkdir(parents=True, exist_ok=True)
         atomic.write_text(run / SETTINGS_NAME, settings.to_json())
@@ -610,7 +625,7 @@ def _train(settings: FineTuneSettings, dist: Dist, device: torch.device, run: Pa
         if logs is not None:
             logs.close()
     finished = step >= settings.steps
-    if finished and dist.main:
+    if finished and dist.main and (losses or not (run / "model" / "config.json").is_file()):
         export_folder(model, run / "model", ema.shadows)
         say(f"done: {run / 'model'} (EMA weights; --model {run / 'model'})")
     dist.barrier()

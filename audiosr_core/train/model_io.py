@@ -26,16 +26,13 @@ from safetensors.torch import load_file, save_file
 
 from .. import atomic, weights
 from ..errors import TrainingError, WeightsError
-from ..models.audiosr import AudioSRModel
+from ..models.audiosr import TARGET_ENCODER_NAME, AudioSRModel
 from ..models.lite import LiteModel
 from ..models.vae import VAEEncoder
 from .objective import FineTuneModel
 
 __all__ = ["TARGET_ENCODER_NAME", "Start", "export_folder", "load_start"]
 
-TARGET_ENCODER_NAME = "first_stage_encoder.safetensors"
-"""File of an exported folder holding the first-stage encoder (keys ``encoder.*``,
-``quant_conv.*``)."""
 
 
 @dataclass
@@ -115,10 +112,11 @@ def _from_folder(folder: Path) -> Start:
     encoder_path = folder / TARGET_ENCODER_NAME
     if not encoder_path.is_file():
         raise TrainingError(
-            f"{folder}: converted for inference only, so it lacks {TARGET_ENCODER_NAME} (the "
-            "first-stage VAE encoder that encodes the training targets). Start from the "
-            "official checkpoint instead ('basic', 'speech' or the .bin you converted), or "
-            "from a folder exported by a fine-tuning run.")
+            f"{folder}: converted for inference only (by an older audiosr-plug, or from a "
+            f"checkpoint without it), so it lacks {TARGET_ENCODER_NAME} (the first-stage VAE "
+            "encoder that encodes the training targets). Convert the official checkpoint again "
+            "('audiosr-plug convert CHECKPOINT FOLDER'), or start from 'basic', 'speech' or "
+            "the official .bin itself.")
     target = VAEEncoder(model.config.vae)
     try:
         target.load_state_dict(load_file(str(encoder_path)), strict=True)
