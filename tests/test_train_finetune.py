@@ -306,6 +306,14 @@ def test_a_converted_folder_can_be_fine_tuned(parity_dir, tmp_path):
     for key, value in start.model.target_encoder.state_dict().items():
         assert torch.equal(value, state[f"first_stage_model.{key}"]), key
     assert start.ema_shadows is None           # a converted folder keeps no EMA copy
+    # 'speech' offline, without the official file: the fine-tunable converted copy in our cache
+    cache = tmp_path / "cache"
+    convert_official(parity_dir / "checkpoint.ckpt", cache / "speech", progress=False)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AUDIOSR_PLUG_CACHE", str(cache))
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+        assert load_start("speech", progress=False).source == str(cache / "speech")
 
 
 @pytest.mark.slow  # the official tiny checkpoint: first-stage encoder and EMA come from it

@@ -53,9 +53,11 @@ def load_start(name_or_path: str | os.PathLike[str], *, local_files_only: bool =
     Parameters
     ----------
     name_or_path
-        ``"basic"`` / ``"speech"`` (the official file from the Hugging Face cache, downloaded
-        on first use), an official checkpoint file (architecture from a ``config.json``
-        beside it, else the official one), or a folder written by :func:`export_folder`.
+        ``"basic"`` / ``"speech"`` (the official file from the Hugging Face cache; else the
+        converted copy in our cache if it holds the first-stage encoder, with EMA starting
+        from its weights; else the official file, downloaded), an official checkpoint file
+        (architecture from a ``config.json`` beside it, else the official one), or a folder
+        written by :func:`export_folder` or ``audiosr-plug convert``.
 
     Raises
     ------
@@ -71,9 +73,7 @@ def load_start(name_or_path: str | os.PathLike[str], *, local_files_only: bool =
                             "'speech', an official checkpoint or an exported folder (the lite "
                             "model has its own trainer, python -m audiosr_core.train.lite).")
     if key in weights.REGISTRY:
-        path = weights.official_checkpoint(key, local_files_only=local_files_only,
-                                           progress=progress)
-        return _from_official(path)
+        return _from_registry(key, local_files_only, progress)
     path = Path(text).expanduser()
     if path.is_file() and path.suffix.lower() in weights.CHECKPOINT_SUFFIXES:
         return _from_official(path)
@@ -85,6 +85,21 @@ def load_start(name_or_path: str | os.PathLike[str], *, local_files_only: bool =
            f"({'/'.join(weights.CHECKPOINT_SUFFIXES)})")
         + ". Give an official checkpoint (.bin/.ckpt) or a folder exported by "
           "'python -m audiosr_core.train.audiosr export'.")
+
+
+def _from_registry(name: str, local_files_only: bool, progress: bool) -> Start:
+    """The official file when it is in the Hugging Face cache (it has the EMA weights); else a
+    fine-tunable converted copy in our cache; else the download."""
+    try:
+        return _from_official(weights.official_checkpoint(name, local_files_only=True,
+                                                          progress=progress))
+    except WeightsError:
+        pass
+    converted = weights.cache_dir() / name
+    if weights.is_converted(converted) and (converted / TARGET_ENCODER_NAME).is_file():
+        return _from_folder(converted)
+    return _from_official(weights.official_checkpoint(name, local_files_only=local_files_only,
+                                                      progress=progress))
 
 
 def _from_official(path: Path) -> Start:
