@@ -68,7 +68,8 @@ SUPPORTED = (
 
 def enhance(obj: Any, model: str | os.PathLike[str] | Any = DEFAULT_MODEL, *,
             sample_rate: int | None = None, device: str | torch.device | None = None,
-            options: EnhanceOptions | None = None, **enhance_kwargs: Any) -> Enhanced:
+            options: EnhanceOptions | None = None, on_error: str = "raise",
+            **enhance_kwargs: Any) -> Enhanced:
     """Wrap a generator so that its audio comes out at 48 kHz.
 
     Parameters
@@ -90,6 +91,12 @@ def enhance(obj: Any, model: str | os.PathLike[str] | Any = DEFAULT_MODEL, *,
         Engine settings; ``**enhance_kwargs`` override single fields (``steps``,
         ``guidance_scale``, ``seed``, ``sampler``, ...; unknown names raise TypeError).
         ``channels`` must stay ``"all"``: outputs keep the generator's channels.
+        ``output_rate=44100`` (or any rate >= 8000 Hz) makes the audio and every reported
+        rate that rate instead of 48000.
+    on_error : {"raise", "passthrough"}
+        ``"passthrough"``: if super-resolution fails (bad audio, out of memory, ...), return
+        the generator's own audio resampled to the output rate and log one warning, so a
+        TTS request never fails because of SR; ``.last_status`` says which waveforms.
 
     Returns
     -------
@@ -116,7 +123,7 @@ def enhance(obj: Any, model: str | os.PathLike[str] | Any = DEFAULT_MODEL, *,
     if isinstance(obj, Enhanced):
         raise TypeError(f"{obj!r} is already enhanced; pass obj.unwrap() to wrap it again "
                         "with other settings")
-    settings = Settings.build(model, device, sample_rate, options, enhance_kwargs)
+    settings = Settings.build(model, device, sample_rate, options, enhance_kwargs, on_error)
     adapter = _find_adapter(type(obj))
     if adapter is None:
         if not callable(obj):

@@ -31,8 +31,6 @@ from typing import Any
 
 import torch
 
-from audiosr_core.rates import SAMPLE_RATE
-
 from .proxy import CallableEnhanced, replace_output
 from .upsampler import Settings, Upsampler
 
@@ -100,7 +98,7 @@ def wrap_pipeline(pipe: Any, settings: Settings) -> TextToAudioEnhanced:
         for item, group in zip(items, waves, strict=True):
             audio = [next(enhanced) for _ in group]
             new.append({**item, "audio": audio if isinstance(item["audio"], list) else audio[0],
-                        "sampling_rate": SAMPLE_RATE})
+                        "sampling_rate": upsampler.output_rate})
         return new[0] if isinstance(output, dict) else type(output)(new)
 
     return TextToAudioEnhanced(pipe, upsampler, post, (("sampling_rate",),))

@@ -17,7 +17,6 @@ from typing import Any
 import torch
 
 from audiosr_core.enhancer import EnhanceOptions
-from audiosr_core.rates import SAMPLE_RATE
 
 from .upsampler import Upsampler
 
@@ -77,13 +76,13 @@ class _RateView:
         return repr(self._target)
 
 
-def _rate_tree(paths: Iterable[RatePath]) -> dict[str, Any]:
+def _rate_tree(paths: Iterable[RatePath], rate: int) -> dict[str, Any]:
     tree: dict[str, Any] = {}
     for path in paths:
         node = tree
         for name in path[:-1]:
             node = node.setdefault(name, {})
-        node[path[-1]] = SAMPLE_RATE
+        node[path[-1]] = rate
     return tree
 
 
@@ -113,7 +112,7 @@ class Enhanced:
         set_ = object.__setattr__
         set_(self, "_original", original)
         set_(self, "_upsampler", upsampler)
-        set_(self, "_rates", _rate_tree(rate_paths))
+        set_(self, "_rates", _rate_tree(rate_paths, upsampler.output_rate))
         set_(self, "_methods", {name: self._enhanced_method(name, post)
                                 for name, post in (methods or {}).items()
                                 if callable(getattr(original, name, None))})
@@ -137,6 +136,18 @@ class Enhanced:
     def source_sample_rate(self) -> int:
         """The original generator's output rate, Hz."""
         return self._upsampler.source_rate
+
+    @property
+    def output_sample_rate(self) -> int:
+        """The rate of the wrapper's audio, Hz (48000 unless ``output_rate=`` said)."""
+        return self._upsampler.output_rate
+
+    @property
+    def last_status(self) -> list[list[str]]:
+        """Per waveform of the last call, per row (batch item x channel): ``"enhanced"``, why
+        it passed through untouched (``"full-band"``, ``"silent"``, ...), or
+        ``"passed-through-on-error"`` (``on_error="passthrough"`` after a failure)."""
+        return self._upsampler.last_status
 
     # -- proxy behaviour
     def _enhanced_method(self, name: str, post: Callable[[Any], Any]) -> Callable[..., Any]:
@@ -189,7 +200,8 @@ class Enhanced:
         model = self._upsampler.settings.model
         model = model if isinstance(model, (str, os.PathLike)) else type(model).__name__
         return (f"{type(self).__name__}({type(self._original).__name__}, "
-                f"{self.source_sample_rate} Hz -> {SAMPLE_RATE} Hz, model={model!r})")
+                f"{self.source_sample_rate} Hz -> {self.output_sample_rate} Hz, "
+                f"model={model!r})")
 
 
 class CallableEnhanced(Enhanced):

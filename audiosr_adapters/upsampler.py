@@ -14,6 +14,7 @@ Example
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import threading
 from collections import defaultdict
@@ -23,14 +24,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from audiosr_core.audio import MAX_CHANNELS, float_to_pcm, pcm_to_float
+from audiosr_core.audio import MAX_CHANNELS, float_to_pcm, pcm_to_float, resample
 from audiosr_core.enhancer import EnhanceOptions
 from audiosr_core.loading import load
-from audiosr_core.rates import SAMPLE_RATE, check_rate, output_length
+from audiosr_core.rates import check_rate, fit_length, output_length
 
-__all__ = ["Settings", "Upsampler", "module_device"]
+__all__ = ["ON_ERROR", "PASSED_THROUGH", "Settings", "Upsampler", "module_device"]
 
 Array = Any  # np.ndarray | torch.Tensor | list of float
+ON_ERROR = ("raise", "passthrough")
+"""Values of ``on_error``."""
+PASSED_THROUGH = "passed-through-on-error"
+"""Status of a waveform returned as the original (resampled) after a failure."""
+logger = logging.getLogger("audiosr_adapters")
 
 
 # ------------------------------------------------------------------------------- settings
@@ -47,18 +53,26 @@ class Settings:
     sample_rate : int or None
         The generator's output rate, Hz, when the caller overrides what the adapter reads.
     options : EnhanceOptions
-        Engine settings, ``channels="all"`` (every generated waveform keeps its channels).
+        Engine settings, ``channels="all"`` (every generated waveform keeps its channels);
+        ``options.output_rate`` is the rate of the wrapper's audio (48000 by default).
+    on_error : {"raise", "passthrough"}
+        What a failure of super-resolution does: raise (default), or return the generator's
+        original audio resampled to the output rate, with one warning logged.
     """
 
     model: Any
     device: torch.device | None
     sample_rate: int | None
     options: EnhanceOptions
+    on_error: str = "raise"
 
     @classmethod
     def build(cls, model: Any, device: str | torch.device | None, sample_rate: int | None,
-              options: EnhanceOptions | None, overrides: dict[str, Any]) -> Settings:
+              options: EnhanceOptions | None, overrides: dict[str, Any],
+              on_error: str = "raise") -> Settings:
         """Validate the arguments of ``enhance`` (raises TypeError/ValueError, says why)."""
+        if on_error not in ON_ERROR:
+            raise ValueError(f"on_error={on_error!r} is not one of {', '.join(ON_ERROR)}")
         is_name = isinstance(model, (str, os.PathLike))
         if not is_name and not callable(getattr(model, "enhance", None)):
             raise TypeError(f"model must be a model name ('basic', 'speech', 'lite'), a folder or "
@@ -83,7 +97,7 @@ class Settings:
                              "down-mix its output yourself if you need mono")
         return cls(model, torch.device(device) if device is not None else None,
                    check_rate(sample_rate, "sample_rate") if sample_rate is not None else None,
-                   opts)
+                   opts, on_error)
 
 
 def module_device(obj: Any) -> torch.device | None:
@@ -140,7 +154,8 @@ class _Rows:
 
 # ---------------------------------------------------------------------------- the engine
 class Upsampler:
-    """Runs one enhancer over a generator's outputs, 48 kHz out, same container out.
+    """Runs one enhancer over a generator's outputs, 48 kHz (or ``output_rate``) out, same
+    container out.
 
     The enhancer is created on first use (``audiosr_core.load(model, device=...)``) and
     reused by every later call; an enhancer object passed in is used as it is.
@@ -166,6 +181,15 @@ class Upsampler:
         self._generator_device = generator_device or (lambda: None)
         self._enhancer = None if isinstance(settings.model, (str, os.PathLike)) else settings.model
         self._lock = threading.Lock()
+        self._warned = False
+        self.last_status: list[list[str]] = []
+        """Per waveform of the last call, per row (batch item x channel): the engine's status
+        (``"enhanced"``, ``"full-band"``, ``"silent"``, ...) or :data:`PASSED_THROUGH`."""
+
+    @property
+    def output_rate(self) -> int:
+        """The rate of the audio this upsampler returns, Hz."""
+        return self.settings.options.output_rate
 
     @property
     def loaded(self) -> bool:
@@ -193,8 +217,10 @@ class Upsampler:
         as possible; each comes back in its own type, dtype, device and leading shape with
         :func:`audiosr_core.rates.output_length` ``(samples, source_rate)`` samples."""
         prepared = [_Rows(x) for x in items]
-        outputs = [np.zeros((len(p.rows), output_length(p.rows.shape[-1], self.source_rate)),
-                            np.float32) for p in prepared]
+        outputs = [np.zeros((len(p.rows), output_length(p.rows.shape[-1], self.source_rate,
+                                                        self.output_rate)), np.float32)
+                   for p in prepared]
+        statuses = [["empty"] * len(p.rows) for p in prepared]
         groups: dict[int, list[tuple[int, int]]] = defaultdict(list)
         for i, p in enumerate(prepared):
             if p.rows.shape[-1] > 0:
@@ -204,19 +230,44 @@ class Upsampler:
             for start in range(0, len(refs), MAX_CHANNELS):
                 chunk = refs[start:start + MAX_CHANNELS]
                 audio = np.stack([prepared[i].rows[r] for i, r in chunk])
-                enhanced = self._run(audio, hint)
+                enhanced, status = self._run_or_pass(audio, hint)
                 for k, (i, r) in enumerate(chunk):
                     outputs[i][r] = enhanced[k]
+                    statuses[i][r] = status[k]
+        self.last_status = statuses
         return [p.restore(out) for p, out in zip(prepared, outputs, strict=True)]
 
-    def _run(self, audio: np.ndarray, hint: torch.device | None) -> np.ndarray:
+    def _run_or_pass(self, audio: np.ndarray, hint: torch.device | None
+                     ) -> tuple[np.ndarray, list[str]]:
+        """The enhanced rows and their statuses; with ``on_error="passthrough"`` a failure
+        gives the rows themselves at the output rate instead (warned about once)."""
+        try:
+            return self._run(audio, hint)
+        except Exception as exc:
+            if self.settings.on_error != "passthrough":
+                raise
+            if not self._warned:
+                self._warned = True
+                logger.warning("super-resolution failed (%s: %s); returning the generator's "
+                               "own audio resampled to %d Hz (on_error='passthrough'; further "
+                               "failures are not logged)", type(exc).__name__, exc,
+                               self.output_rate)
+            n = output_length(audio.shape[-1], self.source_rate, self.output_rate)
+            original = fit_length(resample(audio, self.source_rate, self.output_rate), n)
+            return original.astype(np.float32), [PASSED_THROUGH] * len(audio)
+
+    def _run(self, audio: np.ndarray, hint: torch.device | None
+             ) -> tuple[np.ndarray, list[str]]:
         result = self.enhancer(hint).enhance(audio, self.source_rate,
                                              options=self.settings.options)
         out = np.asarray(result.audio, dtype=np.float32)
-        expected = (audio.shape[0], output_length(audio.shape[-1], self.source_rate))
-        if out.shape != expected or int(result.sample_rate) != SAMPLE_RATE:
+        expected = (audio.shape[0], output_length(audio.shape[-1], self.source_rate,
+                                                  self.output_rate))
+        if out.shape != expected or int(result.sample_rate) != self.output_rate:
             raise RuntimeError(
                 f"the enhancer returned {out.shape} at {result.sample_rate} Hz for input "
-                f"{audio.shape} at {self.source_rate} Hz; expected {expected} at {SAMPLE_RATE} Hz "
-                "(an enhancer must keep every channel and the duration, as AudioSR does)")
-        return out
+                f"{audio.shape} at {self.source_rate} Hz; expected {expected} at "
+                f"{self.output_rate} Hz (an enhancer must keep every channel and the duration, "
+                "as AudioSR does)")
+        status = [str(s) for s in getattr(result, "status", ["enhanced"] * len(out))]
+        return out, status

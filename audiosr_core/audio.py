@@ -53,6 +53,7 @@ __all__ = [
     "display_path",
     "Reader48",
     "resample",
+    "resample_blocks",
     "official_normalize",
     "peak_dbfs",
     "rms_dbfs",
@@ -578,6 +579,44 @@ def _resample_soxr(x: np.ndarray, orig: int, target: int) -> np.ndarray:
     out = np.zeros((channels, n_out), np.float32)
     out[:, : y.shape[0]] = y.T
     return out
+
+
+def resample_blocks(blocks: Iterable[np.ndarray], orig_sr: int, target_sr: int,
+                    length: int) -> Iterator[np.ndarray]:
+    """Resample a signal given as consecutive ``[channels, n]`` blocks, in bounded memory.
+
+    soxr VHQ as a stream: the output equals :func:`resample` of the whole signal (the same
+    filter, continuous across blocks), cropped or zero-padded to exactly ``length`` samples
+    at ``target_sr`` (:func:`audiosr_core.rates.output_length` of the source).
+
+    Yields
+    ------
+    np.ndarray
+        float32 ``[channels, m]`` blocks at ``target_sr``; ``length`` samples in all.
+    """
+    stream = None
+    done = 0
+    for block in blocks:
+        block = np.asarray(block, np.float32)
+        if stream is None:
+            stream = soxr.ResampleStream(orig_sr, target_sr, block.shape[0], dtype="float32",
+                                         quality="VHQ")
+            channels = block.shape[0]
+        out = stream.resample_chunk(np.ascontiguousarray(block.T))
+        out = out.T[:, :max(0, length - done)]
+        done += out.shape[1]
+        if out.shape[1]:
+            yield np.ascontiguousarray(out)
+    if stream is None:
+        return
+    # flush with zeros (what soxr assumes past the end) until the length is reached
+    tail = stream.resample_chunk(np.zeros((-(-orig_sr // target_sr) + 1, channels), np.float32),
+                                 last=True).T[:, :max(0, length - done)]
+    done += tail.shape[1]
+    if done < length:
+        tail = np.concatenate([tail, np.zeros((channels, length - done), np.float32)], axis=1)
+    if tail.shape[1]:
+        yield np.ascontiguousarray(tail)
 
 
 @functools.lru_cache(maxsize=8)

@@ -150,7 +150,8 @@ def _enhance_options(args: argparse.Namespace):
 
     options = EnhanceOptions(steps=args.steps, guidance_scale=args.guidance_scale,
                              seed=args.seed, sampler=args.sampler,
-                             channels="mono" if args.mono else "all", batch_size=args.batch_size)
+                             channels="mono" if args.mono else "all", batch_size=args.batch_size,
+                             output_rate=args.output_rate)
     make_sampler(options.sampler, options.steps)  # rejects step counts it cannot run
     if args.subtype:
         args.subtype = audio.check_subtype(args.subtype, args.format)
@@ -441,6 +442,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="windows of long files, and short files, run through the diffusion "
                           "networks N at a time (default 1): faster on a GPU, more memory; the "
                           "output is the same up to float rounding")
+    enh.add_argument("--output-rate", type=int, default=48000, metavar="HZ",
+                     help="rate of the outputs: 48000 (the models' rate, default), 44100 for "
+                          "CD/DAW projects, 96000, or any rate from 8000 Hz, by resampling the "
+                          "48 kHz result (soxr); lengths follow the input's duration")
     enh.add_argument("--format", choices=("wav", "flac"), default="wav",
                      help="output container (default wav)")
     enh.add_argument("--subtype", default=None,
@@ -483,6 +488,11 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("checkpoint", type=Path, metavar="OFFICIAL_CKPT")
     conv.add_argument("output_dir", type=Path, metavar="OUTDIR")
     conv.set_defaults(func=cmd_convert)
+
+    from .app import add_arguments as add_app_arguments  # cheap: Flask loads only when it runs
+
+    add_app_arguments(sub.add_parser(
+        "app", help="serve a local web page to enhance files (needs audiosr-plug[app])"))
     return parser
 
 

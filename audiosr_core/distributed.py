@@ -53,12 +53,14 @@ from . import atomic, audio
 from .enhancer import (
     EnhanceOptions,
     FilePlan,
+    OutputRate,
     Planner,
     WindowTask,
     save_result,
     select_channels,
     streamed_output,
     to_model_rate,
+    to_output_rate,
 )
 from .errors import AudioSRError
 from .jobs import Job, JobPlan, plan_jobs
@@ -343,14 +345,16 @@ def _window_rows(job_id: int, source: _Source, planner: Planner,
                     return select_channels(reader.read(a, b), opts.channels)
 
                 plan = planner.plan_stream(read, reader.length, reader.rate, opts)
+                plan.output = OutputRate.of(reader.meta.frames, reader.rate, opts.output_rate)
                 duration = reader.meta.duration_s
                 blob = pickle.dumps(plan)
                 for i, w in enumerate(plan.windows):
                     yield _row(job_id, i, blob, read(w.seg_start, w.seg_stop), True, duration)
             return
         samples, rate = audio.load(path)
-        x48, rate = to_model_rate(samples, rate, opts)
+        x48, rate, n = to_model_rate(samples, rate, opts)
         plan = planner.plan(x48, rate, opts)
+        plan.output = OutputRate.of(n, rate, opts.output_rate)
         blob = pickle.dumps(plan)
         duration = samples.shape[-1] / rate
         for i, w in enumerate(plan.windows):
@@ -464,6 +468,7 @@ class _Assembly:
         from .chunking import WindowJoiner
 
         self.job, self.source, self.entry, self.plan = job, source, entry, plan
+        self._rate = plan.output.rate if plan.output is not None else SAMPLE_RATE
         self.store, self.subtype, self.duration = store, subtype, duration
         self.waiting: dict[int, np.ndarray] = {}
         self.seconds = 0.0
@@ -474,7 +479,7 @@ class _Assembly:
         if streamed:                 # long file: joined through a hidden file, bounded memory
             target = self._stack.enter_context(store.staged(job.output))
             self._sink = self._stack.enter_context(
-                streamed_output(target, channels, subtype, _local_input(source)))
+                streamed_output(target, channels, subtype, _local_input(source), plan.output))
             write = self._sink.write
         else:
             self.audio = np.zeros((channels, plan.length), np.float32)
@@ -498,9 +503,11 @@ class _Assembly:
         if self._sink is not None:
             self._stack.close()                     # publishes the streamed output
             result = replace(self.plan.result, output_gain_db=self._sink.gain_db,
-                             streamed=True)
+                             streamed=True, sample_rate=self._rate)
         else:
-            result = replace(self.plan.result, audio=self.audio)
+            audio = (self.audio if self.plan.output is None
+                     else to_output_rate(self.audio, self.plan.output))
+            result = replace(self.plan.result, audio=audio, sample_rate=self._rate)
             with self.store.staged(self.job.output) as target:
                 result = save_result(result, target, self.subtype, _local_input(self.source))
         self.entry.update(result=Outcome.PROCESSED, seconds=round(self.seconds, 3),
@@ -664,7 +671,8 @@ class DatasetJob:
                     ray_module.shutdown()
                 run.wall_seconds = time.perf_counter() - t_start
         if self.hf is not None:
-            _write_hf_dataset(self.hf, self.plan, self.sources, self.out, run)
+            _write_hf_dataset(self.hf, self.plan, self.sources, self.out, run,
+                              self.options.output_rate)
         return run
 
 
@@ -819,9 +827,9 @@ def _manifest_line(entry: dict, duration: float) -> dict:
 
 
 def _write_hf_dataset(hf: tuple[str, str], plan: JobPlan, sources: dict[int, _Source], out: str,
-                      run: DatasetRun) -> None:
-    """``OUTDIR/dataset``: the input dataset with its audio column replaced by the 48 kHz
-    files (rows that failed keep no audio: ``None``), written atomically."""
+                      run: DatasetRun, rate: int = SAMPLE_RATE) -> None:
+    """``OUTDIR/dataset``: the input dataset with its audio column replaced by the enhanced
+    files at ``rate`` Hz (rows that failed keep no audio: ``None``), written atomically."""
     import datasets
 
     ds = _hf_dataset(*hf)
@@ -837,7 +845,7 @@ def _write_hf_dataset(hf: tuple[str, str], plan: JobPlan, sources: dict[int, _So
         cells.append({"bytes": Path(target).read_bytes(), "path": Path(target).name}
                      if ok else None)
     new = ds.remove_columns(column).add_column(column, cells)
-    new = new.cast_column(column, datasets.Audio(sampling_rate=SAMPLE_RATE, decode=False))
+    new = new.cast_column(column, datasets.Audio(sampling_rate=rate, decode=False))
     dest = Path(out) / HF_DATASET_DIR
     if dest.exists():
         shutil.rmtree(dest)

@@ -24,21 +24,25 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+import soundfile as sf
 import torch
 
 from . import atomic, chunking, dsp
 from . import audio as audio_io
 from .errors import AudioSRError
-from .rates import SAMPLE_RATE, check_rate, fit_length, output_length
+from .rates import MAX_SAMPLE_RATE, SAMPLE_RATE, check_rate, fit_length, output_length
 from .sampling import SAMPLERS
 from .seeds import fresh_seed
 from .status import Status
 
 __all__ = ["EnhanceOptions", "EnhanceResult", "Enhancer", "Planner", "FilePlan", "WindowTask",
            "OutputExistsError", "HEADROOM_PEAK", "resolve_options", "select_channels",
-           "to_model_rate", "result_statuses", "save_result", "streamed_output", "StreamedOutput",
+           "to_model_rate", "to_output_rate", "ModelInput", "OutputRate", "MIN_OUTPUT_RATE",
+           "result_statuses", "save_result", "streamed_output", "StreamedOutput",
            "write_streamed", "blocks"]
 
+MIN_OUTPUT_RATE = 8000
+"""Lowest :attr:`EnhanceOptions.output_rate`, Hz."""
 HEADROOM_PEAK = 10 ** (-0.1 / 20)
 """Peak (-0.1 dBFS) an output is brought to when it would otherwise clip an integer format."""
 
@@ -84,6 +88,12 @@ class EnhanceOptions:
         Windows (of one long file, or of several files in :meth:`Enhancer.enhance_many`) run
         through the networks together. Speed and memory only: every window keeps its own
         seed and noise, so results equal an unbatched run's up to float rounding.
+    output_rate : int
+        Rate of the result, Hz: 48000 (the models' rate, default), or any whole number of Hz
+        from 8000 up (44100 for CD/DAW projects, 96000, ...), reached by resampling the 48 kHz
+        result with soxr VHQ. The length follows the same rule
+        (:func:`audiosr_core.rates.output_length` of the input at this rate); content above
+        ``output_rate / 2`` is removed by that resampling.
     """
 
     steps: int = 50
@@ -97,6 +107,7 @@ class EnhanceOptions:
     output_level: str = "input"
     resampler: str = "soxr"
     batch_size: int = 1
+    output_rate: int = SAMPLE_RATE
 
     @classmethod
     def official(cls, **overrides: Any) -> EnhanceOptions:
@@ -126,6 +137,13 @@ class EnhanceOptions:
             raise ValueError(f"guidance_scale must be finite and >= 0, got {self.guidance_scale}")
         if not 0.0 <= self.eta <= 1.0:
             raise ValueError(f"eta must lie in [0, 1], got {self.eta}")
+        rate = self.output_rate
+        if (isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating))
+                or not np.isfinite(rate) or rate != int(rate) or not
+                MIN_OUTPUT_RATE <= rate <= MAX_SAMPLE_RATE):
+            raise ValueError(f"output_rate must be a whole number of Hz from {MIN_OUTPUT_RATE} "
+                             f"to {MAX_SAMPLE_RATE}, got {rate!r} (48000 is the models' rate)")
+        object.__setattr__(self, "output_rate", int(rate))
 
     def resolved_seed(self) -> int:
         """:attr:`seed`, or a fresh one when it is None."""
@@ -158,10 +176,10 @@ class EnhanceResult:
     Attributes
     ----------
     audio : np.ndarray
-        float32 ``[channels, samples]`` at 48 kHz, the input's duration
+        float32 ``[channels, samples]`` at ``sample_rate``, the input's duration
         (:func:`audiosr_core.rates.output_length` samples).
     sample_rate : int
-        48000.
+        :attr:`EnhanceOptions.output_rate`: 48000 unless another rate was asked for.
     cutoff_hz : list of float
         Detected input bandwidth per output channel, Hz.
     status : list of Status
@@ -197,22 +215,46 @@ def select_channels(x: np.ndarray, channels: str) -> np.ndarray:
     return x
 
 
-def to_model_rate(audio: np.ndarray | torch.Tensor, sample_rate: Any,
-                  opts: EnhanceOptions) -> tuple[np.ndarray, int]:
-    """Validate input audio, pick its channels and resample it to 48 kHz.
+class ModelInput(NamedTuple):
+    """An input validated and at the models' rate."""
 
-    Returns
-    -------
-    x48 : np.ndarray
-        float32 ``[channels, output_length(samples, rate)]``.
-    rate : int
-        The input's rate, Hz (validated).
-    """
+    x48: np.ndarray
+    """float32 ``[channels, output_length(samples, rate)]`` at 48 kHz."""
+    rate: int
+    """The input's rate, Hz (validated)."""
+    samples: int
+    """The input's length, samples at ``rate``."""
+
+
+def to_model_rate(audio: np.ndarray | torch.Tensor, sample_rate: Any,
+                  opts: EnhanceOptions) -> ModelInput:
+    """Validate input audio, pick its channels and resample it to 48 kHz."""
     rate = check_rate(sample_rate, "input")
     x = select_channels(audio_io.validate_array(audio, rate), opts.channels)
     n_out = output_length(x.shape[-1], rate)
     x48 = fit_length(audio_io.resample(x, rate, SAMPLE_RATE, method=opts.resampler), n_out)
-    return x48, rate
+    return ModelInput(x48, rate, x.shape[-1])
+
+
+class OutputRate(NamedTuple):
+    """The rate a result is delivered at, and its length there."""
+
+    rate: int
+    samples: int
+
+    @classmethod
+    def of(cls, samples: int, rate: int, output_rate: int) -> OutputRate:
+        """For an input of ``samples`` at ``rate`` Hz: ``output_length(samples, rate,
+        output_rate)`` samples at ``output_rate``."""
+        return cls(output_rate, output_length(samples, rate, output_rate))
+
+
+def to_output_rate(audio48: np.ndarray, target: OutputRate) -> np.ndarray:
+    """A 48 kHz result ``[channels, n]`` at ``target.rate`` (soxr VHQ), exactly
+    ``target.samples`` long; returned unchanged at 48 kHz."""
+    if target.rate == SAMPLE_RATE:
+        return audio48
+    return fit_length(audio_io.resample(audio48, SAMPLE_RATE, target.rate), target.samples)
 
 
 class WindowTask(NamedTuple):
@@ -232,6 +274,9 @@ class FilePlan:
     ----------
     length : int
         Samples at 48 kHz.
+    output : OutputRate or None
+        Rate and length of the delivered result when it is not 48 kHz (set by the engines
+        that deliver it; None: 48 kHz, ``length`` samples).
     windows : list of chunking.Window
         What the networks see; their outputs are joined with :mod:`audiosr_core.chunking`.
     state : object
@@ -245,6 +290,7 @@ class FilePlan:
     windows: list[chunking.Window]
     state: Any
     result: EnhanceResult
+    output: OutputRate | None = None
 
     @property
     def active(self) -> bool:
@@ -344,13 +390,13 @@ class Enhancer:
         opts = resolve_options(options, kwargs)
         planner = self.planner()
         signals = [to_model_rate(audio, rate, opts) for audio, rate in items]
-        plans = [planner.plan(x48, rate, opts) for x48, rate in signals]
+        plans = [planner.plan(s.x48, s.rate, opts) for s in signals]
         single = [j for j, plan in enumerate(plans) if plan.active and len(plan.windows) == 1]
         outputs = dict(zip(single, self.run_windows(
             [WindowTask(plans[j].state, 0, signals[j][0]) for j in single], opts,
             progress=progress), strict=True))
         results = []
-        for j, ((x48, _rate), plan) in enumerate(zip(signals, plans, strict=True)):
+        for j, ((x48, rate, samples), plan) in enumerate(zip(signals, plans, strict=True)):
             if j in outputs:
                 audio = outputs[j]
             elif plan.active:
@@ -360,7 +406,8 @@ class Enhancer:
                                              batch_size=opts.batch_size)
             else:
                 audio = x48.copy()
-            results.append(replace(plan.result, audio=audio))
+            audio = to_output_rate(audio, OutputRate.of(samples, rate, opts.output_rate))
+            results.append(replace(plan.result, audio=audio, sample_rate=opts.output_rate))
         return results
 
     def _window_runner(self, plan: FilePlan, opts: EnhanceOptions,
@@ -397,10 +444,13 @@ class Enhancer:
                     return select_channels(reader.read(a, b), opts.channels)
 
                 plan = planner.plan_stream(read, reader.length, reader.rate, opts)
+                rate_out = OutputRate.of(reader.meta.frames, reader.rate, opts.output_rate)
                 gain_db = write_streamed(output_path, read, plan,
                                          self._window_runner(plan, opts, progress),
-                                         opts.batch_size, subtype, input_path, progress)
-            return replace(plan.result, output_gain_db=gain_db, streamed=True)
+                                         opts.batch_size, subtype, input_path, progress,
+                                         rate_out)
+            return replace(plan.result, output_gain_db=gain_db, streamed=True,
+                           sample_rate=opts.output_rate)
         samples, rate = audio_io.load(input_path)
         res = self.enhance(samples, rate, opts, progress=progress)
         return save_result(res, output_path, subtype, input_path)
@@ -420,7 +470,7 @@ def save_result(res: EnhanceResult, output_path: str | os.PathLike[str], subtype
         gain = np.float32(HEADROOM_PEAK) / np.float32(np.abs(res.audio).max())
         res.audio = res.audio * gain
         res.output_gain_db = float(20 * np.log10(gain))
-    audio_io.save(output_path, res.audio, SAMPLE_RATE, subtype=subtype,
+    audio_io.save(output_path, res.audio, res.sample_rate, subtype=subtype,
                   input_paths=[input_path] if input_path is not None else [],
                   software=audio_io.SOFTWARE)
     return res
@@ -452,32 +502,55 @@ class StreamedOutput:
 
 @contextlib.contextmanager
 def streamed_output(output_path: str | os.PathLike[str], channels: int, subtype: str | None,
-                    input_path: str | os.PathLike[str] | None = None
-                    ) -> Iterator[StreamedOutput]:
+                    input_path: str | os.PathLike[str] | None = None,
+                    output_rate: OutputRate | None = None) -> Iterator[StreamedOutput]:
     """A :class:`StreamedOutput` for ``output_path``; the file appears, complete and tagged as
     an enhancer's output, when the ``with`` block ends without an exception (never
-    otherwise). Memory does not depend on the file's length."""
+    otherwise). Blocks are written at 48 kHz; ``output_rate`` (None: 48 kHz) resamples the
+    whole stream to another rate and length on the way out (:func:`audio_io.resample_blocks`).
+    Memory does not depend on the file's length."""
     with atomic.scratch_path(output_path) as scratch:
         with audio_io.block_writer(scratch, SAMPLE_RATE, channels, "FLOAT",
                                    fmt="WAV") as write_tmp:
             sink = StreamedOutput(write_tmp)
             yield sink
-        gain = 1.0
-        if audio_io.would_clip(np.array([[sink.peak]], np.float32),
-                               subtype or audio_io.DEFAULT_SUBTYPE):
-            gain = HEADROOM_PEAK / sink.peak
         inputs = [input_path] if input_path is not None else []
-        with audio_io.Reader48(scratch, check_extension=False) as tmp, audio_io.atomic_writer(
-                output_path, SAMPLE_RATE, channels, subtype, inputs,
-                audio_io.SOFTWARE) as write_out:
-            for block in blocks(tmp.read, tmp.length, 30 * SAMPLE_RATE):
-                write_out(block * np.float32(gain))
-        sink.gain_db = float(20 * np.log10(gain))
+        if output_rate is None or output_rate.rate == SAMPLE_RATE:
+            sink.gain_db = _write_scaled(scratch, sink.peak, output_path, SAMPLE_RATE, channels,
+                                         subtype, inputs)
+            return
+        with atomic.scratch_path(output_path) as resampled:
+            peak = 0.0
+            with audio_io.Reader48(scratch, check_extension=False) as tmp, \
+                    audio_io.block_writer(resampled, output_rate.rate, channels, "FLOAT",
+                                          fmt="WAV") as write_tmp:
+                for block in audio_io.resample_blocks(
+                        blocks(tmp.read, tmp.length, 30 * SAMPLE_RATE), SAMPLE_RATE,
+                        output_rate.rate, output_rate.samples):
+                    peak = max(peak, float(np.abs(block).max(initial=0.0)))
+                    write_tmp(block)
+            sink.gain_db = _write_scaled(resampled, peak, output_path, output_rate.rate,
+                                         channels, subtype, inputs)
+
+
+def _write_scaled(scratch: Path, peak: float, output_path: str | os.PathLike[str], rate: int,
+                  channels: int, subtype: str | None, inputs: list) -> float:
+    """Copy the float32 ``scratch`` file (at ``rate``) to ``output_path``, scaled to a
+    -0.1 dBFS peak if the integer ``subtype`` would clip; returns the gain in dB."""
+    gain = 1.0
+    if audio_io.would_clip(np.array([[peak]], np.float32), subtype or audio_io.DEFAULT_SUBTYPE):
+        gain = HEADROOM_PEAK / peak
+    with sf.SoundFile(str(scratch)) as tmp, audio_io.atomic_writer(
+            output_path, rate, channels, subtype, inputs, audio_io.SOFTWARE) as write_out:
+        for block in tmp.blocks(blocksize=30 * rate, dtype="float32", always_2d=True):
+            write_out(block.T * np.float32(gain))
+    return float(20 * np.log10(gain))
 
 
 def write_streamed(output_path: Path, read: Callable[[int, int], np.ndarray], plan: FilePlan,
                    process_many: chunking.ProcessMany, batch_size: int, subtype: str | None,
-                   input_path: str | os.PathLike[str], progress: bool) -> float:
+                   input_path: str | os.PathLike[str], progress: bool,
+                   output_rate: OutputRate | None = None) -> float:
     """Run ``plan``'s windows through ``process_many`` (``batch_size`` at a time) into
     :func:`streamed_output`. Returns the gain in dB (0 or negative)."""
     from tqdm.auto import tqdm
@@ -492,7 +565,7 @@ def write_streamed(output_path: Path, read: Callable[[int, int], np.ndarray], pl
 
     try:
         with streamed_output(output_path, len(plan.result.status), subtype,
-                             input_path) as sink:
+                             input_path, output_rate) as sink:
             chunking.overlap_add_stream(read, plan.windows, None, sink.write,
                                         process_many=counted, batch_size=batch_size)
     finally:

@@ -91,7 +91,7 @@ def prepare_output(folder: str | os.PathLike[str], overwrite: bool) -> Path:
 
 
 def add_enhancer_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--model --steps --guidance-scale --seed --sampler --device``."""
+    """``--model --steps --guidance-scale --seed --sampler --device --output-rate``."""
     group = parser.add_argument_group("enhancer (AudioSR)")
     group.add_argument("--model", default=DEFAULT_MODEL, metavar="lite|basic|speech|FOLDER",
                        help=f"AudioSR model (default {DEFAULT_MODEL}: ships with the package, "
@@ -106,14 +106,23 @@ def add_enhancer_arguments(parser: argparse.ArgumentParser) -> None:
                        help="AudioSR sampler (default ddim)")
     group.add_argument("--device", default="cpu",
                        help="cpu, cuda, cuda:1, mps for the generator and AudioSR (default cpu)")
+    group.add_argument("--output-rate", type=int, default=SAMPLE_RATE, metavar="HZ",
+                       help="rate of the enhanced files: 48000 (default), 44100, 96000 or any "
+                            "rate from 8000 Hz (the 48 kHz result resampled)")
 
 
 def enhance_options(args: argparse.Namespace) -> dict[str, Any]:
     """The ``EnhanceOptions`` fields from the parsed enhancer arguments."""
     if args.steps < 1:
         raise UsageError(f"--steps must be at least 1, got {args.steps}")
+    from audiosr_core.enhancer import EnhanceOptions
+
+    try:
+        EnhanceOptions(output_rate=args.output_rate)
+    except ValueError as exc:
+        raise UsageError(f"--output-rate: {exc}") from exc
     return {"steps": args.steps, "guidance_scale": args.guidance_scale, "seed": args.seed,
-            "sampler": args.sampler}
+            "sampler": args.sampler, "output_rate": args.output_rate}
 
 
 def load_enhancer(model: str, device: str) -> Any:
@@ -168,7 +177,8 @@ def run_items(generator: Generator, texts: Sequence[str], out: Path, enhancer: A
             try:
                 raw = generator.generate(text, seed, **(generate_kwargs or {}))
                 after = enhance_audio(raw, generator.sample_rate, enhancer, **options)
-                expected = output_length(raw.shape[-1], generator.sample_rate)
+                rate = options.get("output_rate", SAMPLE_RATE)
+                expected = output_length(raw.shape[-1], generator.sample_rate, rate)
                 if after.shape != (raw.shape[0], expected):
                     raise RuntimeError(f"enhanced audio has shape {after.shape}, expected "
                                        f"{(raw.shape[0], expected)}")
@@ -176,8 +186,8 @@ def run_items(generator: Generator, texts: Sequence[str], out: Path, enhancer: A
                        "before_png": f"spectrograms/{label}-before.png",
                        "after_png": f"spectrograms/{label}-after.png"}
                 audio_io.save(out / rel["before"], raw, generator.sample_rate, subtype=SUBTYPE)
-                audio_io.save(out / rel["after"], after, SAMPLE_RATE, subtype=SUBTYPE)
-                render_spectrogram_pair(raw, generator.sample_rate, after, SAMPLE_RATE,
+                audio_io.save(out / rel["after"], after, rate, subtype=SUBTYPE)
+                render_spectrogram_pair(raw, generator.sample_rate, after, rate,
                                         out / rel["before_png"], out / rel["after_png"])
                 entries.append(PageEntry(label, text, before_rate=generator.sample_rate, **rel))
             except KeyboardInterrupt:

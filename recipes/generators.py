@@ -154,7 +154,7 @@ def to_48k(audio: np.ndarray, sample_rate: int) -> np.ndarray:
 
 def enhance_audio(audio: np.ndarray, sample_rate: int, enhancer: Any,
                   **options: Any) -> np.ndarray:
-    """Enhance raw generator audio to 48 kHz exactly as the adapters do.
+    """Enhance raw generator audio to 48 kHz (or ``output_rate=``) exactly as the adapters do.
 
     Parameters
     ----------
@@ -171,8 +171,8 @@ def enhance_audio(audio: np.ndarray, sample_rate: int, enhancer: Any,
     Returns
     -------
     np.ndarray
-        float32 ``[channels, output_length(samples, sample_rate)]``
-        (:func:`audiosr_core.rates.output_length`).
+        float32 ``[channels, output_length(samples, sample_rate, output_rate)]``
+        (:func:`audiosr_core.rates.output_length`; ``output_rate`` 48000 by default).
     """
     from audiosr_adapters.upsampler import Settings, Upsampler
 

@@ -20,6 +20,7 @@ from adapter_fixtures import require
 from recipe_fixtures import save_tiny_generator
 
 from audiosr_core.metrics import lsd_band
+from audiosr_core.rates import output_length
 from recipes import generators as G
 from recipes import listening_page as LP
 from recipes.generate_and_enhance import main as gen_main
@@ -455,3 +456,20 @@ def test_generate_and_enhance_usage_errors(tmp_path, tiny, capsys):
     with pytest.raises(SystemExit) as exc:
         gen_main(["--kind", "tortoise", "--prompt", "x", "-o", str(tmp_path / "z")])
     assert exc.value.code == 2
+
+
+def test_tts_enhance_output_rate(tmp_path, capsys):
+    lines = tmp_path / "l.txt"
+    lines.write_text("first line\nthird one\n")
+    out = tmp_path / "out"
+    assert tts_main([str(lines), "--callable", "recipe_fixtures:failing_tts",
+                     "--sample-rate", "16000", "-o", str(out), "--output-rate", "44100",
+                     *FAST]) == 0
+    before = sf.info(out / "before" / "001.wav")
+    after = sf.info(out / "001.wav")
+    assert after.samplerate == 44100
+    assert after.frames == output_length(before.frames, 16000, 44100)
+    assert tts_main([str(lines), "--callable", "recipe_fixtures:failing_tts",
+                     "--sample-rate", "16000", "-o", str(tmp_path / "o2"), "--output-rate",
+                     "100", *FAST]) == 2
+    assert "--output-rate: output_rate must be a whole number" in capsys.readouterr().err
