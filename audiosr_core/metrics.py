@@ -1,4 +1,5 @@
-"""Objective quality metrics: log-spectral distance (the ``ssr_eval`` definition) and SI-SDR.
+"""Objective quality metrics: log-spectral distance (the ``ssr_eval`` definition), SI-SDR and
+ViSQOL (audio mode, optional: ``pip install "audiosr-plug[eval]"``).
 
 Examples
 --------
@@ -11,11 +12,19 @@ Examples
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from . import audio
 from .dsp import stft
+from .rates import SAMPLE_RATE
 
 LSD_EPS = 1e-12
+VISQOL_RATE = SAMPLE_RATE
+"""Sample rate (Hz) of ViSQOL's audio mode: its SVR quality model was fitted on 48 kHz audio."""
+VISQOL_INSTALL = 'pip install "audiosr-plug[eval]"'
+_VISQOL_APIS: dict[type, Any] = {}
 
 
 def lsd_stft_params(sample_rate: int) -> tuple[int, int]:
@@ -111,3 +120,66 @@ def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
     target = np.dot(e, r) / energy * r
     noise = e - target
     return float(10 * np.log10(np.dot(target, target) / max(np.dot(noise, noise), 1e-30)))
+
+
+def visqol(reference: np.ndarray, estimate: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
+    """ViSQOL v3 MOS-LQO of ``estimate`` against ``reference`` in audio mode (1 to about 4.73).
+
+    The pure-Python port ``visqol-python`` (Google's ViSQOL: gammatone spectrograms, NSIM of
+    aligned patches, the bundled libsvm nu-SVR quality model, so it runs offline). Audio mode
+    expects :data:`VISQOL_RATE` (48 kHz): other rates are resampled to it first (soxr VHQ).
+    Its 32 gammatone bands span 50 Hz to 15 kHz, so it is nearly blind to the band between
+    16 and 24 kHz (use LSD-HF there). The estimate is globally aligned to the reference by
+    ViSQOL itself; both are trimmed to the shorter length. A signal against itself scores
+    about 4.73, the model's ceiling; a silent estimate gives NaN.
+
+    Cost per 10 s mono clip at 48 kHz on one core: about 1.1 s with numba installed (which
+    ``visqol-python`` then uses; the first call of a fresh install compiles for about 9 s and
+    caches the result), about 7.3 s without numba.
+
+    Parameters
+    ----------
+    reference, estimate : np.ndarray
+        ``[samples]`` at ``sample_rate``, Hz.
+    sample_rate : int
+        Their sample rate, Hz (default 48000).
+
+    Returns
+    -------
+    float
+        MOS-LQO.
+
+    Raises
+    ------
+    ImportError
+        ``visqol-python`` is not installed (``pip install "audiosr-plug[eval]"``).
+    ValueError
+        Not two 1-D waveforms.
+    """
+    api = _visqol_audio_api()
+    reference = np.asarray(reference, dtype=np.float32)
+    estimate = np.asarray(estimate, dtype=np.float32)
+    if reference.ndim != 1 or estimate.ndim != 1:
+        raise ValueError(f"visqol takes two 1-D waveforms, got shapes {reference.shape} and "
+                         f"{estimate.shape}; score each channel separately")
+    n = min(reference.shape[0], estimate.shape[0])
+    ref, est = reference[:n], estimate[:n]
+    if sample_rate != VISQOL_RATE:
+        ref = audio.resample(ref, sample_rate, VISQOL_RATE)
+        est = audio.resample(est, sample_rate, VISQOL_RATE)
+    result = api.measure_from_arrays(ref.astype(np.float64), est.astype(np.float64), VISQOL_RATE)
+    return float(result.moslqo)
+
+
+def _visqol_audio_api() -> Any:
+    """A ``visqol.VisqolApi`` created in audio mode, made once per session (import is lazy)."""
+    try:
+        from visqol import VisqolApi
+    except ImportError as err:
+        raise ImportError("the ViSQOL metric needs the visqol-python package: "
+                          f"{VISQOL_INSTALL}") from err
+    if VisqolApi not in _VISQOL_APIS:
+        api = VisqolApi()
+        api.create(mode="audio")
+        _VISQOL_APIS[VisqolApi] = api
+    return _VISQOL_APIS[VisqolApi]

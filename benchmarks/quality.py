@@ -20,10 +20,19 @@ the folder's ``manifest.csv``) and ``LSD-HFcl`` (cutoff to ``cliff_hz``). Clips 
 the ``cl`` columns leave that part out. Each value is a mean over clips of per-clip means over
 frames; frames of digital silence score 12 whatever the estimate.
 
+``--visqol`` adds a perceptual column, ``ViSQOL``: MOS-LQO of ViSQOL v3 in audio mode at 48 kHz
+(``visqol-python``, offline; ``pip install "audiosr-plug[eval]"``), 1 to about 4.73, higher is
+better, blind above 15 kHz; about 1.1 s per 10 s of audio and system on one core.
+``--conditions cheby8,mp3`` adds a codec input after the cutoff sweep: the reference at
+44.1 kHz through constant-bit-rate MP3 at 48 kb/s (LAME via libsndfile), decoded and shifted
+back by the codec delay (cross-correlation); the baselines and band-split columns take the
+decoded input's detected band edge as the cutoff. The delays, bit rates and edges are printed.
+
 From the repository root::
 
     .venv/bin/python benchmarks/quality.py --model none                # baselines, about 4 min
     .venv/bin/python benchmarks/quality.py --model PATH --steps 50 --limit 4 --json q.json
+    .venv/bin/python benchmarks/quality.py --model lite --visqol --conditions cheby8,mp3
 
 Prints one Markdown table per domain and one over all clips (cutoff x system x metric), and a
 compact "all clips" LSD table (cutoff x system) comparable with the issue's reference figures.
@@ -34,11 +43,13 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from audiosr_core.evaluation import (
+    CONDITIONS,
     DEFAULT_CUTOFFS,
     baseline_systems,
     cutoff_label,
@@ -70,6 +81,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=42, help="default 42")
     p.add_argument("--device", default=None, help="model device (default: auto)")
     p.add_argument("--no-oracle", action="store_true", help="skip the oracle baseline")
+    p.add_argument("--conditions", default="cheby8",
+                   help="comma-separated input conditions: cheby8 (the --cutoffs sweep), mp3 "
+                        "(44.1 kHz, 48 kb/s CBR, delay-aligned) (default: %(default)s)")
+    p.add_argument("--visqol", action="store_true",
+                   help="add the ViSQOL (audio mode) column; slow, needs audiosr-plug[eval]")
     p.add_argument("--limit", type=int, default=None, help="only the first N clips (sorted)")
     p.add_argument("--json", type=Path, default=None, help="write every score and the summary")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -79,7 +95,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             p.error(f"cutoff {cut:g} Hz must lie strictly between 0 and {SAMPLE_RATE // 2} Hz")
     if args.limit is not None and args.limit < 1:
         p.error("--limit must be at least 1")
+    args.conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]
+    unknown = sorted(set(args.conditions) - set(CONDITIONS))
+    if unknown or not args.conditions:
+        p.error(f"--conditions: unknown {unknown}; choose from {', '.join(CONDITIONS)}")
     return args
+
+
+def codec_report(rows: Sequence[dict]) -> str:
+    """One line on the MP3 inputs: bit rate, codec delays removed, detected band edges."""
+    clips = {r["clip"]: r for r in rows if r.get("condition") == "mp3"}
+    if not clips:
+        return ""
+    delays = sorted({r["codec_delay"] for r in clips.values()})
+    edges = [r["cutoff_hz"] / 1000 for r in clips.values()]
+    kbps = statistics.mean(r["kbps"] for r in clips.values())
+    return (f"MP3 input ({len(clips)} clips): {kbps:.2f} kb/s measured; codec delay removed "
+            f"{', '.join(map(str, delays))} samples at 44.1 kHz; decoded band edge "
+            f"{min(edges):.2f}-{max(edges):.2f} kHz (median {statistics.median(edges):.2f}).")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -95,21 +128,34 @@ def main(argv: Sequence[str] | None = None) -> int:
                                         args.device)
         setup = time.perf_counter() - t0
     t0 = time.perf_counter()
-    rows, seconds = evaluate(clips, args.cutoffs, systems, progress=not args.no_progress)
+    rows, seconds = evaluate(clips, args.cutoffs, systems, progress=not args.no_progress,
+                             conditions=args.conditions, visqol=args.visqol)
     total = time.perf_counter() - t0
     summary = summarize(rows)
-    print(f"\n{len(clips)} clips from {args.refs}, cutoffs "
-          f"{', '.join(cutoff_label(c) for c in args.cutoffs)}; model: {args.model}"
+    sweep = (f"cutoffs {', '.join(cutoff_label(c) for c in args.cutoffs)}"
+             if "cheby8" in args.conditions else "")
+    print(f"\n{len(clips)} clips from {args.refs}; inputs: "
+          + ", ".join(filter(None, [sweep, "MP3 48 kb/s" if "mp3" in args.conditions else ""]))
+          + f"; model: {args.model}"
           + (f" ({args.steps} steps, guidance {args.guidance_scale:g}, seed {args.seed})"
              if "model" in systems else "") + "\n")
     print(markdown(summary))
+    if report := codec_report(rows):
+        print(report)
+    scoring = seconds.pop("visqol", None)
     timing = ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items())
-    print(f"Wall time {total:.1f} s (processing: {timing}; the rest is scoring)"
+    if scoring is not None:
+        timing += (f"; ViSQOL scoring {scoring:.1f} s for {len(rows)} estimates, "
+                   f"{scoring / max(len(rows), 1):.2f} s each")
+    print(f"Wall time {total:.1f} s (processing: {timing}; the rest is LSD scoring)"
           + (f"; model set-up {setup:.1f} s" if setup else "") + f". {platform.node()}, "
           f"{platform.processor() or platform.machine()}.")
     if args.json:
+        if scoring is not None:
+            seconds["visqol"] = scoring
         args.json.write_text(json.dumps({
             "refs": str(args.refs), "cutoffs_hz": args.cutoffs, "model": args.model,
+            "conditions": args.conditions, "visqol": args.visqol,
             "steps": args.steps, "guidance_scale": args.guidance_scale, "seed": args.seed,
             "clips": [c.name for c in clips], "seconds": {**seconds, "total": total,
                                                           "model_setup": setup},
