@@ -28,10 +28,10 @@ from audiosr_core.app.processing import (
     make_options,
     rate_tag,
 )
-from audiosr_core.app.spectrogram import encode_png
 from audiosr_core.enhancer import Enhancer
 from audiosr_core.errors import AudioInputError, WeightsError
 from audiosr_core.rates import SAMPLE_RATE, output_length
+from audiosr_core.spectrogram import encode_png
 
 REPO = Path(__file__).resolve().parents[1]
 HEADERS = {"X-Requested-With": "audiosr-plug-app"}

@@ -25,10 +25,10 @@ import audiosr_adapters.comfyui as pack
 from audiosr_adapters.comfyui import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS, models
 from audiosr_adapters.comfyui.models import clear_cache, load_model, model_choices, resolve_model
 from audiosr_adapters.comfyui.nodes import AudioSRLoader, AudioSRUpsample
-from audiosr_adapters.comfyui.spectrogram import AXIS_HZ, GAP, HEIGHT, PANEL_WIDTH, colorize
 from audiosr_core.enhancer import EnhanceOptions
 from audiosr_core.errors import AudioInputError
 from audiosr_core.rates import SAMPLE_RATE, output_length
+from audiosr_core.spectrogram import AXIS_HZ, GAP, HEIGHT, PANEL_WIDTH, colourise
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOW = REPO / "examples" / "comfyui_workflow.json"
@@ -173,7 +173,7 @@ def test_the_spectrogram_puts_both_signals_on_one_0_to_24_khz_axis(lite):
     t = np.arange(n) / rate
     before = (0.5 * np.sin(2 * np.pi * 3000 * t)).astype(np.float32)[None]
     after = (0.5 * np.sin(2 * np.pi * 15000 * np.arange(3 * n) / 48000)).astype(np.float32)[None]
-    from audiosr_adapters.comfyui.spectrogram import spectrogram_image
+    from audiosr_core.spectrogram import spectrogram_image
 
     image = spectrogram_image(before, rate, after, 48000)
     assert image.shape == IMAGE_SHAPE
@@ -182,7 +182,7 @@ def test_the_spectrogram_puts_both_signals_on_one_0_to_24_khz_axis(lite):
         row = int(np.argmax(panel.sum(axis=(1, 2))))
         assert abs(row - (HEIGHT - 1 - hz / AXIS_HZ * HEIGHT)) <= 2
     above_nyquist = left[: int(HEIGHT * (1 - 8000 / AXIS_HZ)) - 1]
-    np.testing.assert_allclose(above_nyquist, np.broadcast_to(colorize(np.zeros(1)),
+    np.testing.assert_allclose(above_nyquist, np.broadcast_to(colourise(np.zeros(1)),
                                                               above_nyquist.shape))
     assert np.all(image[:, PANEL_WIDTH:PANEL_WIDTH + GAP] == 1.0)
 

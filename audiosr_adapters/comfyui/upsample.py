@@ -27,8 +27,7 @@ from audiosr_core.audio import MAX_CHANNELS, pcm_to_float
 from audiosr_core.enhancer import MIN_OUTPUT_RATE, EnhanceOptions
 from audiosr_core.errors import AudioInputError
 from audiosr_core.rates import SAMPLE_RATE, check_rate, fit_length
-
-from .spectrogram import spectrogram_image
+from audiosr_core.spectrogram import spectrogram_image
 
 __all__ = ["MIN_OUTPUT_RATE", "DEFAULTS", "audio_batch",
            "enhance_options", "upsample"]

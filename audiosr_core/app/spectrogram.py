@@ -17,17 +17,15 @@ Example
 from __future__ import annotations
 
 import os
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 from .. import atomic
+from ..spectrogram import colourise, encode_png, to_uint8
 
-__all__ = ["DB_RANGE", "COLOUR_STOPS", "columns_for", "spectrogram_db", "colourise",
-           "encode_png", "render_spectrogram"]
+__all__ = ["DB_RANGE", "columns_for", "spectrogram_db", "colourise_db", "render_spectrogram"]
 
 DB_RANGE = (-110.0, 0.0)
 """Bottom and top of the colour scale, dBFS."""
@@ -35,11 +33,6 @@ ROWS = 320
 """Frequency rows of a picture."""
 MAX_COLUMNS = 900
 """Time columns of a long file's picture."""
-COLOUR_STOPS = ((0.0, (0, 0, 4)), (0.25, (81, 18, 124)), (0.5, (183, 55, 121)),
-                (0.75, (252, 137, 97)), (1.0, (252, 253, 191)))
-"""Colour map (magma-like) as (position, RGB) stops; the page's colour bar uses the same."""
-
-
 def columns_for(duration_s: float) -> int:
     """Time columns for a file of ``duration_s`` seconds: about 100 per second, at least 8,
     at most :data:`MAX_COLUMNS`."""
@@ -86,34 +79,15 @@ def spectrogram_db(path: str | os.PathLike[str], top_hz: float, columns: int,
     return np.clip(out, *DB_RANGE)[::-1]
 
 
-def colourise(levels_db: np.ndarray) -> np.ndarray:
-    """``[H, W]`` dBFS -> ``[H, W, 3]`` uint8 RGB through :data:`COLOUR_STOPS`."""
+def colourise_db(levels_db: np.ndarray) -> np.ndarray:
+    """``[H, W]`` dBFS -> ``[H, W, 3]`` uint8 RGB: :data:`DB_RANGE` through the shared colour
+    map (:data:`audiosr_core.spectrogram.COLOUR_STOPS`)."""
     low, high = DB_RANGE
-    t = np.clip((levels_db - low) / (high - low), 0.0, 1.0)
-    where = [p for p, _ in COLOUR_STOPS]
-    channels = [np.interp(t, where, [c[i] for _, c in COLOUR_STOPS]) for i in range(3)]
-    return np.round(np.stack(channels, axis=-1)).astype(np.uint8)
-
-
-def _chunk(tag: bytes, data: bytes) -> bytes:
-    crc = zlib.crc32(tag + data) & 0xFFFFFFFF
-    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", crc)
-
-
-def encode_png(rgb: np.ndarray) -> bytes:
-    """A ``[H, W, 3]`` uint8 image as PNG bytes (8-bit RGB, no filtering, zlib level 6)."""
-    image = np.ascontiguousarray(rgb, dtype=np.uint8)
-    if image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
-        raise ValueError(f"expected a non-empty [H, W, 3] image, got shape {image.shape}")
-    height, width = image.shape[:2]
-    rows = np.concatenate([np.zeros((height, 1), np.uint8), image.reshape(height, -1)], axis=1)
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header)
-            + _chunk(b"IDAT", zlib.compress(rows.tobytes(), 6)) + _chunk(b"IEND", b""))
+    return to_uint8(colourise((levels_db - low) / (high - low)))
 
 
 def render_spectrogram(path: str | os.PathLike[str], png_path: str | os.PathLike[str],
                        top_hz: float, columns: int) -> Path:
     """Draw :func:`spectrogram_db` of ``path`` into ``png_path`` (written atomically)."""
-    return atomic.write_bytes(png_path, encode_png(colourise(spectrogram_db(path, top_hz,
-                                                                           columns))))
+    return atomic.write_bytes(png_path, encode_png(colourise_db(spectrogram_db(path, top_hz,
+                                                                              columns))))

@@ -28,10 +28,11 @@ from werkzeug.exceptions import HTTPException
 
 from .. import __version__
 from ..rates import SAMPLE_RATE
+from ..spectrogram import COLOUR_STOPS
 from .catalogue import ModelChoice, output_rates
 from .jobqueue import JobQueue, JobState, QueueFull
 from .processing import FORMATS, JobRunner, ModelCache, input_file
-from .spectrogram import COLOUR_STOPS, DB_RANGE
+from .spectrogram import DB_RANGE
 
 __all__ = ["AppState", "build_app", "REQUEST_HEADER", "LOCAL_HOSTS"]
 

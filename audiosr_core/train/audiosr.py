@@ -34,8 +34,9 @@ A run folder holds ``run.json`` (the settings), ``checkpoint.pt`` (UNet, EMA, op
 scheduler, step; written atomically every ``--save-every`` steps and on SIGINT/SIGTERM),
 ``log.csv`` (step, loss, learning rate, gradient norm, speed), ``valid.csv`` (LSD overall and
 above the cutoff of the held-out clips, through the real inference pipeline with the EMA
-weights), ``valid/step_NNNNNNN_K.png`` (spectrograms of two validation clips, when matplotlib is
-installed), ``tensorboard/`` (when tensorboard is installed) and, at the end, ``model/``.
+weights), ``valid/step_NNNNNNN_K.png`` (spectrograms of two validation clips: reference, input
+and output side by side), ``tensorboard/`` (when tensorboard is installed) and, at the end,
+``model/``.
 The data stream and every draw are functions of the step number, so a resumed run continues
 exactly where the checkpoint was written: a kill loses at most the steps since then.
 """
@@ -68,7 +69,9 @@ from .. import atomic, metrics
 from ..devices import resolve_device
 from ..errors import AudioSRError, TrainingError
 from ..models.unet import SpatialTransformer
+from ..rates import SAMPLE_RATE
 from ..seeds import derive_seed
+from ..spectrogram import encode_png, panels_image, to_uint8
 from . import data as train_data
 from .model_io import export_folder, load_start
 from .objective import (
@@ -370,9 +373,7 @@ class _Validator:
             scores.append(metrics.lsd(ref, out))
             highs.append(metrics.lsd_band(ref, out, cutoff, math.inf))
             if i < 2:
-                _spectrogram_png(run / "valid" / f"step_{step:07d}_{i}.png",
-                                 [ref, low, out], ["reference", f"input ({cutoff:.0f} Hz)",
-                                                   f"step {step} (EMA)"])
+                _spectrogram_png(run / "valid" / f"step_{step:07d}_{i}.png", [ref, low, out])
         return {"step": step, "lsd": float(np.mean(scores)),
                 "lsd_above_cutoff": float(np.mean(highs)), "clips": self.count}
 
@@ -381,31 +382,11 @@ def _numpy(x: Any) -> np.ndarray:
     return x.numpy() if torch.is_tensor(x) else np.asarray(x)
 
 
-def _spectrogram_png(path: Path, waves: list[np.ndarray], titles: list[str]) -> None:
-    """Side-by-side log spectrograms (0-24 kHz, one dB scale); skipped without matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return
-    from ..dsp import stft
-
-    specs = [20 * np.log10(np.abs(stft(w)) + 1e-8) for w in waves]
-    top = max(float(s.max()) for s in specs)
-    fig, axes = plt.subplots(1, len(specs), figsize=(4 * len(specs), 3), sharey=True)
-    for ax, spec, title in zip(axes, specs, titles, strict=True):
-        ax.imshow(spec, origin="lower", aspect="auto", cmap="magma", vmin=top - 100, vmax=top,
-                  extent=(0, waves[0].shape[-1] / 48000, 0, 24))
-        ax.set_title(title)
-        ax.set_xlabel("s")
-    axes[0].set_ylabel("kHz")
-    fig.tight_layout()
+def _spectrogram_png(path: Path, waves: list[np.ndarray]) -> None:
+    """Reference, input and output spectrograms side by side (0-24 kHz, one dB scale)."""
+    image = panels_image([(w, SAMPLE_RATE) for w in waves])
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=80)
-    plt.close(fig)
+    atomic.write_bytes(path, encode_png(to_uint8(image)))
 
 
 # ---------------------------------------------------------------------------------- the run

@@ -1,23 +1,30 @@
-"""Before/after spectrograms as a ComfyUI IMAGE, with numpy only (no matplotlib).
+"""Spectrogram pictures with numpy only (no matplotlib): the one home of the colour map, the
+PNG encoder and side-by-side panels.
 
-One picture per batch item: the input (left) and the output (right) side by side, both on one
-0-24 kHz frequency axis (low frequencies at the bottom) and one dB scale, so the band that
-AudioSR adds shows up as new energy above the input's cutoff.
+Panels share one 0-24 kHz frequency axis (low frequencies at the bottom) and one dB scale, so
+the band AudioSR adds shows up as new energy above the input's cutoff. Used by the ComfyUI
+node's IMAGE output, the fine-tuning run's validation pictures and (colour map, PNG) the app.
 
 Example
 -------
->>> from audiosr_adapters.comfyui.spectrogram import spectrogram_image
+>>> from audiosr_core.spectrogram import encode_png, panels_image, spectrogram_image, to_uint8
 >>> img = spectrogram_image(x16, 16000, y48, 48000)   # doctest: +SKIP
 >>> img.shape, img.dtype                              # doctest: +SKIP
 ((256, 772, 3), dtype('float32'))
+>>> png = encode_png(to_uint8(panels_image([(ref, 48000), (low, 48000), (out, 48000)])))
 """
 
 from __future__ import annotations
 
+import struct
+import zlib
+from collections.abc import Sequence
+
 import numpy as np
 
-__all__ = ["AXIS_HZ", "HEIGHT", "PANEL_WIDTH", "GAP", "DYNAMIC_RANGE_DB", "spectrogram_image",
-           "power_columns", "colorize"]
+__all__ = ["AXIS_HZ", "HEIGHT", "PANEL_WIDTH", "GAP", "DYNAMIC_RANGE_DB", "COLOUR_STOPS",
+           "spectrogram_image", "panels_image", "power_columns", "colourise", "to_uint8",
+           "encode_png"]
 
 AXIS_HZ = 24000.0
 """Top of the shared frequency axis, Hz (the Nyquist frequency of 48 kHz audio)."""
@@ -32,14 +39,9 @@ DYNAMIC_RANGE_DB = 80.0
 WINDOW_SECONDS = 0.02
 """STFT window length, s, rounded up to a power of two of samples at each signal's rate."""
 _FRAMES_PER_BLOCK = 2048
-# (position, red, green, blue): a dark-to-bright colour ramp (black, purple, red, orange, cream)
-_RAMP = np.array([
-    (0.00, 0.00, 0.00, 0.02),
-    (0.25, 0.30, 0.07, 0.47),
-    (0.50, 0.71, 0.21, 0.47),
-    (0.75, 0.98, 0.52, 0.36),
-    (1.00, 0.99, 0.99, 0.75),
-], dtype=np.float64)
+COLOUR_STOPS = ((0.0, (0, 0, 4)), (0.25, (81, 18, 124)), (0.5, (183, 55, 121)),
+                (0.75, (252, 137, 97)), (1.0, (252, 253, 191)))
+"""The colour map (magma-like: black, purple, red, orange, cream) as (position, RGB) stops."""
 
 
 def _n_fft(rate: int) -> int:
@@ -117,11 +119,36 @@ def _on_axis(power: np.ndarray, rate: int, height: int) -> np.ndarray:
     return rows.T[::-1]
 
 
-def colorize(level: np.ndarray) -> np.ndarray:
-    """Levels in [0, 1] ``[...]`` -> RGB float32 ``[..., 3]`` in [0, 1] (dark = quiet)."""
+def colourise(level: np.ndarray) -> np.ndarray:
+    """Levels in [0, 1] ``[...]`` -> RGB float32 ``[..., 3]`` in [0, 1] through
+    :data:`COLOUR_STOPS` (dark = quiet)."""
     level = np.clip(level, 0.0, 1.0)
-    channels = [np.interp(level, _RAMP[:, 0], _RAMP[:, k]) for k in (1, 2, 3)]
+    where = [p for p, _ in COLOUR_STOPS]
+    channels = [np.interp(level, where, [c[k] / 255.0 for _, c in COLOUR_STOPS])
+                for k in range(3)]
     return np.stack(channels, axis=-1).astype(np.float32)
+
+
+def to_uint8(rgb: np.ndarray) -> np.ndarray:
+    """RGB in [0, 1] -> uint8 0-255."""
+    return np.round(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def _chunk(tag: bytes, data: bytes) -> bytes:
+    crc = zlib.crc32(tag + data) & 0xFFFFFFFF
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", crc)
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    """A ``[H, W, 3]`` uint8 image as PNG bytes (8-bit RGB, no filtering, zlib level 6)."""
+    image = np.ascontiguousarray(rgb, dtype=np.uint8)
+    if image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
+        raise ValueError(f"expected a non-empty [H, W, 3] image, got shape {image.shape}")
+    height, width = image.shape[:2]
+    rows = np.concatenate([np.zeros((height, 1), np.uint8), image.reshape(height, -1)], axis=1)
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header)
+            + _chunk(b"IDAT", zlib.compress(rows.tobytes(), 6)) + _chunk(b"IEND", b""))
 
 
 def spectrogram_image(before: np.ndarray, before_rate: int, after: np.ndarray,
@@ -147,10 +174,29 @@ def spectrogram_image(before: np.ndarray, before_rate: int, after: np.ndarray,
         float32 ``[height, 2 * width + GAP, 3]`` in [0, 1] (ComfyUI IMAGE layout without the
         batch axis): before on the left, after on the right, a white gap between.
     """
-    panels = [_on_axis(power_columns(x, rate, width), rate, height)
-              for x, rate in ((before, before_rate), (after, after_rate))]
+    return panels_image([(before, before_rate), (after, after_rate)], height=height,
+                        width=width, dynamic_range_db=dynamic_range_db)
+
+
+def panels_image(signals: Sequence[tuple[np.ndarray, int]], *, height: int = HEIGHT,
+                 width: int = PANEL_WIDTH, dynamic_range_db: float = DYNAMIC_RANGE_DB
+                 ) -> np.ndarray:
+    """Spectrograms of several ``(audio [channels, samples], rate)`` signals side by side, left
+    to right, on one 0-24 kHz axis and one dB scale (the loudest bin of all panels at the top).
+
+    Returns
+    -------
+    np.ndarray
+        float32 ``[height, n * width + (n - 1) * GAP, 3]`` in [0, 1], white gaps between.
+    """
+    if not signals:
+        raise ValueError("no signal to draw")
+    panels = [_on_axis(power_columns(x, rate, width), rate, height) for x, rate in signals]
     db = [10.0 * np.log10(p + 1e-20) for p in panels]
     top = max(float(d.max()) for d in db)
-    levels = [(d - (top - dynamic_range_db)) / dynamic_range_db for d in db]
+    images = [colourise((d - (top - dynamic_range_db)) / dynamic_range_db) for d in db]
     gap = np.ones((height, GAP, 3), dtype=np.float32)
-    return np.concatenate([colorize(levels[0]), gap, colorize(levels[1])], axis=1)
+    parts = [images[0]]
+    for image in images[1:]:
+        parts += [gap, image]
+    return np.concatenate(parts, axis=1)
